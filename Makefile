@@ -1,0 +1,33 @@
+# Two entry points: `make audit` (the built-in RHC audit) and `make test`.
+# Both create .venv and install everything they need on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned here: 2.13.0 is a CPU build; an unpinned torch pulls a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: install audit test lint bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[datasets,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+audit: install
+	$(VENV)/bin/miaudit audit --dataset rhc --out runs/rhc
+
+lint: install
+	$(PY) -m ruff check src tests bench
+
+test: install lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/bench_scoring.py
+	$(PY) bench/bench_training.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
