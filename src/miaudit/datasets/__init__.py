@@ -1,0 +1,27 @@
+"""Cohort sources: the user's tables, built-in real cohorts, and synthetic cohorts."""
+
+from __future__ import annotations
+
+from miaudit.datasets.builtin import (
+    BUILTIN,
+    DEFAULT_DATASET,
+    BuiltinInfo,
+    list_builtin,
+    load_builtin,
+)
+from miaudit.datasets.synthetic import Planted, make_synthetic_tabular
+from miaudit.datasets.tabular import TableSpec, cohort_from_frame, load_table_cohort, read_table
+
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_DATASET",
+    "BuiltinInfo",
+    "Planted",
+    "TableSpec",
+    "cohort_from_frame",
+    "list_builtin",
+    "load_builtin",
+    "load_table_cohort",
+    "make_synthetic_tabular",
+    "read_table",
+]
