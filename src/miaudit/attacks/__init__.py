@@ -1,0 +1,102 @@
+"""Membership-inference attacks: pure functions of arrays, no training needed.
+
+Conventions: ``signals`` [M, N, V]; ``keep`` [M, N] bool (True = the record was in model
+m's training set); ``targets`` optional model indices (default: all M) → T. Every
+leave-one-model-out function returns ``scores`` float64 [T, N], higher = more likely
+member; for target t the references are all models but t. NaN marks an undefined score
+(e.g. online LiRA for a record with no IN reference). Use them on arrays you already have::
+
+    from miaudit import attacks
+    scores = attacks.lira(signals, keep)                      # [M, N]
+    scores = attacks.run_attack("rmia", logits, labels, keep)  # computes the signal itself
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from miaudit.attacks._common import as_keep, require_models
+from miaudit.attacks.baselines import confidence_attack, loss_attack
+from miaudit.attacks.lira import lira, lira_target
+from miaudit.attacks.rmia import calibrate_offline_a, rmia, rmia_target
+from miaudit.errors import InputError
+from miaudit.signals import compute_signal
+
+__all__ = [
+    "ATTACKS",
+    "SIGNAL_OF",
+    "calibrate_offline_a",
+    "confidence_attack",
+    "lira",
+    "lira_target",
+    "loss_attack",
+    "rmia",
+    "rmia_target",
+    "run_attack",
+]
+
+ATTACKS: tuple[str, ...] = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
+
+# name -> (function, signal it reads, options fixed by the name)
+_REGISTRY: dict[str, tuple[Callable[..., NDArray[np.float64]], str, dict[str, bool]]] = {
+    "lira": (lira, "logit_confidence", {"online": True}),
+    "lira_offline": (lira, "logit_confidence", {"online": False}),
+    "rmia": (rmia, "probability", {"online": False}),
+    "rmia_online": (rmia, "probability", {"online": True}),
+    "loss": (loss_attack, "loss", {}),
+    "confidence": (confidence_attack, "probability", {}),
+}
+SIGNAL_OF: dict[str, str] = {name: entry[1] for name, entry in _REGISTRY.items()}
+
+
+def _options_of(fn: Callable[..., object], fixed: dict[str, bool]) -> list[str]:
+    params = inspect.signature(fn).parameters.values()
+    return [
+        p.name
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed and p.name != "targets"
+    ]
+
+
+def run_attack(
+    name: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    keep: ArrayLike,
+    *,
+    targets: ArrayLike | None = None,
+    **options: object,
+) -> NDArray[np.float64]:
+    """Scores [T, N] of the named attack, computing its signal from ``logits`` [M, N, V, K].
+
+    ``options`` go to the attack (e.g. ``fixed_variance=True`` for "lira", ``gamma`` for
+    "rmia"); unknown ones are refused with the list of accepted ones.
+    """
+    if name not in _REGISTRY:
+        raise InputError(f"attack {name!r} is not known; choose one of {', '.join(ATTACKS)}")
+    fn, signal_name, fixed = _REGISTRY[name]
+    allowed = _options_of(fn, fixed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"attack {name!r}: option(s) {', '.join(unknown)} not accepted; accepted: "
+            f"{', '.join(allowed) if allowed else 'none'}"
+        )
+    arr = np.asarray(logits)
+    if arr.ndim != 4:
+        raise InputError(
+            f"logits: run_attack needs every model's logits [M, N, V, K], got shape "
+            f"{arr.shape}; for one model with explicit references use lira_target or "
+            f"rmia_target"
+        )
+    m, n = arr.shape[0], arr.shape[1]
+    require_models(m, attack=name)
+    mask = as_keep(keep, m, n)
+    signal = compute_signal(signal_name, arr, labels)
+    if fn in (loss_attack, confidence_attack):
+        return fn(signal, targets=targets, **options)
+    return fn(signal, mask, targets=targets, **fixed, **options)

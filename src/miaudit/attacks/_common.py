@@ -1,0 +1,537 @@
+"""Shared pieces of the attacks: input checks, leave-one-model-out reference tables, tiling.
+
+The reference statistics of a record are taken over one *side* of the references: the
+models that trained on it (IN) or did not (OUT). In leave-one-model-out evaluation the
+references of target t are all models but t, so each side's statistic for target t is the
+statistic over all M models with t's own value x removed when t is on that side. With the
+side's full mean μ, count c and sum of squared deviations SS (per record and view), and
+δ = x − μ, the removal is O(1):
+
+    mean' = μ − δ/(c − 1),  x − mean' = δ·c/(c − 1),  SS' = SS − δ·(x − mean').
+
+So each target costs a few array operations per record instead of a pass over M models.
+Medians and trimmed means come from one sort per record plus the target's rank in it.
+Work is cut into tiles of targets × records small enough to stay in the CPU cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from miaudit.errors import InputError
+
+T = TypeVar("T")
+
+MIN_MODELS = 4
+# Elements per tile: big enough to amortise Python overhead (and the GIL between threads),
+# small enough that the dozen float64 temporaries of a tile stay in cache.
+TILE_ELEMENTS = 1 << 16
+# Models x records per chunk when summing or sorting the references of every record.
+CHUNK_ELEMENTS = 1 << 16
+
+
+def as_model_array(values: ArrayLike, *, name: str) -> NDArray[np.float64]:
+    """Validate a [M, N, V] (or [M, N], read as V = 1) per-model array of finite numbers."""
+    arr = np.asarray(values)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise InputError(
+            f"{name}: expected shape [M, N, V] (models, records, views), got {arr.shape}"
+        )
+    if 0 in arr.shape:
+        raise InputError(f"{name}: shape {arr.shape} has an empty axis")
+    _check_real(arr, name)
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    check_finite(arr, name=name, models=True)
+    return arr
+
+
+def as_one_model_array(values: ArrayLike, *, name: str) -> NDArray[np.float64]:
+    """Validate a [N, V] (or [N]) array of one model's values; return [N, V] float64."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(f"{name}: expected shape [N, V] (records, views), got {arr.shape}")
+    if 0 in arr.shape:
+        raise InputError(f"{name}: shape {arr.shape} has an empty axis")
+    _check_real(arr, name)
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    check_finite(arr, name=name, models=False)
+    return arr
+
+
+def _check_real(arr: NDArray, name: str) -> None:
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+
+
+def _where(idx: tuple[int, ...], models: bool) -> str:
+    if models:
+        return f"model {idx[0]}, record {idx[1]} (view {idx[2]})"
+    return f"record {idx[0]} (view {idx[1]})"
+
+
+def check_finite(arr: NDArray[np.float64], *, name: str, models: bool) -> None:
+    """InputError naming the first model/record/view that is NaN or infinite."""
+    if np.isfinite(arr.min()) and np.isfinite(arr.max()):
+        return
+    idx = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape)
+    raise InputError(
+        f"{name}: {_where(idx, models)} holds {arr[idx]}; every value must be finite - check "
+        f"that model's outputs (a diverged run gives NaN/inf) or drop that record"
+    )
+
+
+def check_probabilities(arr: NDArray[np.float64], *, name: str, models: bool) -> None:
+    """InputError naming the first value outside [0, 1]."""
+    if arr.min() >= 0.0 and arr.max() <= 1.0:
+        return
+    bad = ~((arr >= 0.0) & (arr <= 1.0))
+    idx = np.unravel_index(int(np.argmax(bad)), arr.shape)
+    raise InputError(
+        f"{name}: {_where(idx, models)} is {arr[idx]}, not a probability in [0, 1]; pass "
+        f"true-class probabilities (miaudit.signals.true_class_probability), not logits"
+    )
+
+
+def as_keep(keep: ArrayLike, m: int, n: int, *, name: str = "keep") -> NDArray[np.bool_]:
+    """Validate a [M, N] membership matrix (bool, or 0/1 numbers)."""
+    arr = np.asarray(keep)
+    if arr.shape != (m, n):
+        raise InputError(
+            f"{name}: expected shape [M, N] = [{m}, {n}] (models x records, True = the record "
+            f"was in that model's training set), got {arr.shape}"
+        )
+    if arr.dtype == np.bool_:
+        return np.ascontiguousarray(arr)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"{name}: expected booleans, got dtype {arr.dtype}")
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        mi, ni = np.unravel_index(int(np.argmax(bad)), arr.shape)
+        raise InputError(
+            f"{name}: model {mi}, record {ni} is {arr[mi, ni]}; membership must be True/False "
+            f"(or 1/0)"
+        )
+    return arr.astype(bool)
+
+
+def as_targets(targets: Sequence[int] | ArrayLike | None, m: int) -> NDArray[np.intp]:
+    """Validate target model indices (default: every model)."""
+    if targets is None:
+        return np.arange(m, dtype=np.intp)
+    arr = np.asarray(targets)
+    if arr.ndim == 0:
+        arr = arr[None]
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(
+            f"targets: expected a non-empty sequence of model indices, got {targets!r}"
+        )
+    bad = (arr < 0) | (arr >= m)
+    if bad.any():
+        raise InputError(
+            f"targets: model index {arr[int(np.argmax(bad))]} is outside 0..{m - 1} for {m} models"
+        )
+    return arr.astype(np.intp)
+
+
+def require_models(m: int, *, attack: str) -> None:
+    """Leave-one-model-out needs references on both sides of most records: M ≥ 4."""
+    if m < MIN_MODELS:
+        raise InputError(
+            f"{attack}: got {m} models; leave-one-model-out needs at least {MIN_MODELS} "
+            f"(each target's references are the other models, and records need IN and OUT "
+            f"references among them) - train more reference models, or score one model "
+            f"against explicit references with lira_target / rmia_target"
+        )
+
+
+def as_population(population: ArrayLike | None, n: int) -> NDArray[np.bool_]:
+    """Population records z as an [N] bool mask, from indices or a mask (default: all)."""
+    if population is None:
+        return np.ones(n, dtype=bool)
+    arr = np.asarray(population)
+    if arr.dtype == np.bool_:
+        if arr.shape != (n,):
+            raise InputError(
+                f"population: a boolean mask must have one entry per record ({n}), got "
+                f"shape {arr.shape}"
+            )
+        mask = arr.copy()
+    else:
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(
+                "population: expected record indices (ints) or a boolean mask over records"
+            )
+        bad = (arr < 0) | (arr >= n)
+        if bad.any():
+            raise InputError(
+                f"population: record index {arr[int(np.argmax(bad))]} is outside 0..{n - 1}"
+            )
+        mask = np.zeros(n, dtype=bool)
+        mask[arr] = True
+    if mask.sum() < 2:
+        raise InputError(
+            "population: needs at least 2 records z to compare each record with; pass more "
+            "population records (default: all records)"
+        )
+    return mask
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Threads for the per-target work (numpy releases the GIL in its inner loops)."""
+    if n_jobs is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
+        raise InputError(f"n_jobs: expected a positive number of threads, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+Tile = tuple[int, int, int, int]
+
+
+def tiles(n_targets: int, n_records: int, n_views: int, size: int | None = None) -> list[Tile]:
+    """(t_lo, t_hi, r_lo, r_hi) tiles of about ``size`` elements (targets × records × views)."""
+    size = TILE_ELEMENTS if size is None else size
+    per_target = n_records * n_views
+    if per_target >= size:
+        step = max(1, size // n_views)
+        return [
+            (t, t + 1, r, min(r + step, n_records))
+            for t in range(n_targets)
+            for r in range(0, n_records, step)
+        ]
+    tstep = max(1, size // per_target)
+    return [(t, min(t + tstep, n_targets), 0, n_records) for t in range(0, n_targets, tstep)]
+
+
+def run(work: Callable[..., T], units: Sequence[tuple[int, ...]], n_jobs: int) -> list[T]:
+    """work(*unit) for every unit, on ``n_jobs`` threads; results in unit order."""
+    jobs = min(n_jobs, len(units))
+    if jobs <= 1:
+        return [work(*unit) for unit in units]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda u: work(*u), units))
+
+
+def _safe_inverse(den: NDArray[np.float64]) -> NDArray[np.float64]:
+    """1/den where den > 0, else 0 (records where it is undefined are masked later)."""
+    out = np.zeros_like(den)
+    np.divide(1.0, den, out=out, where=den > 0)
+    return out
+
+
+class Side:
+    """Per-record tables of one side (IN or OUT) of the references, flat over records × views.
+
+    ``mu`` mean, ``ss`` sum of squared deviations, ``count`` [N]; for leaving one value out:
+    ``a`` = 1/(c − 1); for variances with ``ddof``: ``inv0`` = 1/(c − ddof) and ``dinv`` =
+    1/(c − 1 − ddof) − inv0 (so k·dinv + inv0 is the factor with k ∈ {0, 1} values removed).
+    Undefined entries are 0; callers mark records with too few references as NaN.
+    """
+
+    def __init__(
+        self,
+        values: NDArray[np.float64],
+        mask: NDArray[np.bool_],
+        s1: NDArray[np.float64],
+        s2: NDArray[np.float64],
+        shift: NDArray[np.float64],
+        *,
+        ddof: int,
+    ) -> None:
+        r, n, v = values.shape
+        self.r, self.n, self.v = r, n, v
+        self.count = mask.sum(axis=0).astype(np.int64)
+        c = np.repeat(self.count, v).astype(np.float64)
+        mean_d = s1 * _safe_inverse(c)
+        self.mu = shift + mean_d
+        self.ss = np.maximum(s2 - s1 * mean_d, 0.0)
+        # mean squared deviation from each record's all-model mean: the scale below which a
+        # pooled variance is rounding noise rather than spread
+        self.scale2 = float(s2.sum() / max(float(c.sum()), 1.0))
+        self.a = _safe_inverse(c - 1.0)
+        self.inv0 = _safe_inverse(c - ddof)
+        self.dinv = _safe_inverse(c - 1.0 - ddof) - self.inv0
+        self.ddof = ddof
+        self._values = values
+        self._mask = mask
+        self._risky: dict[tuple[int, bool], NDArray[np.intp]] = {}
+        self._global: tuple[float, float, float, float] | None = None
+        self.median_tables: NDArray[np.float64] | None = None
+        self.trim_tables: NDArray[np.float64] | None = None
+        self.trim = 0.0
+
+    # -- validity -------------------------------------------------------------------------
+    def risky(self, need: int, loo: bool) -> NDArray[np.intp]:
+        """Records that may have fewer than ``need`` references (after leaving one out)."""
+        key = (need, loo)
+        if key not in self._risky:
+            spare = self.count - need
+            self._risky[key] = np.flatnonzero(spare < (1 if loo else 0))
+        return self._risky[key]
+
+    def undefined(
+        self, need: int, own: NDArray[np.bool_] | None, r_lo: int, r_hi: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.bool_]] | None:
+        """(columns, [B, cols] mask) of records in [r_lo, r_hi) left with < need references.
+
+        ``own`` [B, r_hi − r_lo]: the target is on this side (and is left out). None when
+        no record of the range can fall short, which is the common case.
+        """
+        risky = self.risky(need, own is not None)
+        lo, hi = np.searchsorted(risky, (r_lo, r_hi))
+        if lo == hi:
+            return None
+        idx = risky[lo:hi]
+        cols = idx - r_lo
+        left = self.count[idx][None, :] - (0 if own is None else own[:, cols])
+        return cols, left < need
+
+    def mark_undefined(
+        self,
+        score: NDArray[np.float64],
+        need: int,
+        own: NDArray[np.bool_] | None,
+        r_lo: int,
+        r_hi: int,
+    ) -> None:
+        """Set NaN in score [B, records] where a record keeps < need references."""
+        found = self.undefined(need, own, r_lo, r_hi)
+        if found is None:
+            return
+        cols, bad = found
+        block = score[:, cols]
+        block[bad] = np.nan
+        score[:, cols] = block
+
+    # -- means and moments ----------------------------------------------------------------
+    def moments(
+        self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """For flat slice [lo, hi): (x − mean', k·δ·(x − mean')) with k ∈ {0,1} left out."""
+        delta = x - self.mu[lo:hi]
+        if k is None:
+            return delta, np.zeros_like(delta)
+        g = k * self.a[lo:hi]
+        g += 1.0
+        dev = delta * g
+        removed = delta * dev
+        removed *= k
+        return dev, removed
+
+    def variance(
+        self, removed: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """Per-record variance (with ``ddof``) after the removal described by ``removed``."""
+        var = self.ss[lo:hi] - removed
+        if k is None:
+            var *= self.inv0[lo:hi]
+            return var
+        h = k * self.dinv[lo:hi]
+        h += self.inv0[lo:hi]
+        var *= h
+        return var
+
+    def mean(
+        self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """Side mean after leaving out k ∈ {0,1} copies of x: μ − k·(x − μ)/(c − 1)."""
+        mu = self.mu[lo:hi]
+        if k is None:
+            return np.broadcast_to(mu, x.shape).copy()
+        step = x - mu
+        step *= self.a[lo:hi]
+        step *= k
+        return mu - step
+
+    # -- pooled and across-record spreads -------------------------------------------------
+    def df_terms(self) -> tuple[float, NDArray[np.float64]]:
+        """Σ f(c) and f(c) − f(c − 1) per flat element, f(c) = c − ddof for c ≥ 1 else 0."""
+        c = np.repeat(self.count, self.v)
+        f = np.where(c >= 1, c - self.ddof, 0).astype(np.float64)
+        f1 = np.where(c - 1 >= 1, c - 1 - self.ddof, 0).astype(np.float64)
+        return float(f.sum()), f - f1
+
+    def across_records_ss(
+        self, x: NDArray[np.float64], own: NDArray[np.bool_] | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per target: (sum of squared deviations from the side's grand mean, count).
+
+        Pools every record and view of the side (the target's own values removed): the
+        only spread available when no record has two references on this side.
+        """
+        if self._global is None:
+            total = float((self.mu * np.repeat(self.count, self.v)).sum())
+            cnt = float(self.count.sum() * self.v)
+            g = total / max(cnt, 1.0)
+            t1 = t2 = 0.0
+            step = max(1, (1 << 22) // (self.n * self.v))
+            for start in range(0, self.r, step):
+                d = self._values[start : start + step] - g
+                d *= self._mask[start : start + step, :, None]
+                t1 += float(d.sum())
+                t2 += float((d * d).sum())
+            self._global = (g, t1, t2, cnt)
+        g, t1, t2, cnt = self._global
+        b = x.shape[0]
+        if own is None:
+            s1 = np.full(b, t1)
+            s2 = np.full(b, t2)
+            c = np.full(b, cnt)
+        else:
+            d = (x.reshape(b, self.n, self.v) - g) * own[:, :, None]
+            s1 = t1 - d.sum(axis=(1, 2))
+            s2 = t2 - (d * d).sum(axis=(1, 2))
+            c = cnt - own.sum(axis=1) * self.v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ss = s2 - s1 * s1 / c
+        return np.maximum(ss, 0.0), c
+
+    # -- order statistics -----------------------------------------------------------------
+    def build_order(self, *, median: bool = False, trim: float = 0.0) -> None:
+        """Per-record order-statistic tables, from one sort of each record's side values.
+
+        Leaving out the target's own value x from the sorted side values a_0 ≤ … ≤ a_{c−1}
+        shifts every later position by one: the i-th remaining value is a_i if
+        a_{i+1} ≤ x, else a_{i+1}. So the leave-one-out median needs a_{p1}, a_{p1+1},
+        a_{p2}, a_{p2+1} of the record (p1, p2 the middle positions of c − 1 values), and
+        the trimmed sum over remaining positions [lo, hi) is Σ_{lo}^{hi−1} a_i plus
+        (a_hi − max(a_lo, x)) when a_hi > x. Both are a few array operations per target.
+        """
+        r, n, v = self.r, self.n, self.v
+        width = n * v
+        c_all = np.repeat(self.count, v)
+        median = median and self.median_tables is None
+        trimmed = trim > 0 and (self.trim_tables is None or self.trim != trim)
+        if not (median or trimmed):
+            return
+        if median:
+            self.median_tables = np.zeros((5, width))
+        if trimmed:
+            self.trim_tables = np.zeros((5, width))
+            self.trim = trim
+        step = max(1, CHUNK_ELEMENTS // r)
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            lo, hi = r0 * v, r1 * v
+            keys = np.where(self._mask[:, r0:r1, None], self._values[:, r0:r1, :], np.inf)
+            srt = np.ascontiguousarray(keys.reshape(r, hi - lo).T)
+            srt.sort(axis=1)
+            c = c_all[lo:hi]
+            rows = np.arange(hi - lo)
+
+            def at(
+                pos: NDArray[np.int64], srt: NDArray[np.float64] = srt, rows=rows
+            ) -> NDArray[np.float64]:
+                return srt[rows, np.clip(pos, 0, r - 1)]
+
+            if median:
+                assert self.median_tables is not None
+                tab = self.median_tables[:, lo:hi]
+                tab[0] = 0.5 * (at((c - 1) // 2) + at(c // 2))
+                p1 = (c - 2) // 2
+                p2 = (c - 1) // 2
+                tab[1] = at(p1)
+                tab[2] = at(p1 + 1)
+                tab[3] = at(p2)
+                tab[4] = at(p2 + 1)
+            if trimmed:
+                assert self.trim_tables is not None
+                prefix = np.zeros((hi - lo, r + 1))
+                np.cumsum(np.where(np.isfinite(srt), srt, 0.0), axis=1, out=prefix[:, 1:])
+                g = np.floor(trim * c).astype(np.int64)
+                tab = self.trim_tables[:, lo:hi]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    tab[0] = (prefix[rows, c - g] - prefix[rows, g]) / (c - 2 * g)
+                    c1 = c - 1
+                    g1 = np.floor(trim * c1).astype(np.int64)
+                    start = np.clip(g1, 0, r)
+                    stop = np.clip(c1 - g1, 0, r)
+                    tab[1] = prefix[rows, stop] - prefix[rows, start]
+                    tab[2] = at(start)
+                    tab[3] = at(stop)
+                    tab[4] = 1.0 / (c1 - 2 * g1)
+        for tables in (self.median_tables, self.trim_tables):
+            if tables is not None:
+                tables[~np.isfinite(tables)] = 0.0  # undefined records are masked by callers
+
+    def median_of(
+        self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """Median of the side's values, leaving out k ∈ {0,1} copies of x (see build_order)."""
+        assert self.median_tables is not None
+        full, a1, a2, a3, a4 = self.median_tables[:, lo:hi]
+        if k is None:
+            return np.broadcast_to(full, x.shape).copy()
+        first = (a1 - a2) * (a2 <= x)
+        first += a2
+        second = (a3 - a4) * (a4 <= x)
+        second += a4
+        first += second
+        first *= 0.5
+        first -= full
+        first *= k
+        first += full
+        return first
+
+    def trimmed_mean_of(
+        self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """Trimmed mean of the side's values, leaving out k ∈ {0,1} copies of x."""
+        assert self.trim_tables is not None
+        full, total, a_lo, a_hi, inv = self.trim_tables[:, lo:hi]
+        if k is None:
+            return np.broadcast_to(full, x.shape).copy()
+        fix = a_hi - np.maximum(a_lo, x)
+        fix *= a_hi > x
+        fix += total
+        fix *= inv
+        fix -= full
+        fix *= k
+        fix += full
+        return fix
+
+
+def build_sides(
+    values: NDArray[np.float64],
+    mask: NDArray[np.bool_],
+    *,
+    ddof: int = 1,
+    want_in: bool = True,
+) -> tuple[Side | None, Side]:
+    """IN and OUT tables from one pass over the models (centred per record for accuracy)."""
+    r, n, v = values.shape
+    shift = values.mean(axis=0).reshape(n * v)
+    s1_in = np.zeros(n * v)
+    s2_in = np.zeros(n * v)
+    s1_all = np.zeros(n * v)
+    s2_all = np.zeros(n * v)
+    flat = values.reshape(r, n * v)
+    step = max(1, CHUNK_ELEMENTS // r) * v
+    for lo in range(0, n * v, step):
+        hi = min(lo + step, n * v)
+        d = flat[:, lo:hi] - shift[lo:hi]
+        k = mask[:, lo // v : (hi + v - 1) // v]
+        k = np.repeat(k, v, axis=1) if v > 1 else k
+        dk = d * k
+        s1_in[lo:hi] = dk.sum(axis=0)
+        s1_all[lo:hi] = d.sum(axis=0)
+        dk *= d
+        s2_in[lo:hi] = dk.sum(axis=0)
+        d *= d
+        s2_all[lo:hi] = d.sum(axis=0)
+    out_side = Side(values, ~mask, s1_all - s1_in, s2_all - s2_in, shift, ddof=ddof)
+    in_side = Side(values, mask, s1_in, s2_in, shift, ddof=ddof) if want_in else None
+    return in_side, out_side

@@ -1,0 +1,206 @@
+"""Signals: the attack statistic of every model on every record and view, from logits.
+
+Shapes: ``logits`` is [M, N, V, K] (models, records, views, classes) or [N, V, K] for one
+model; the signal then has shape [M, N, V] (or [N, V]). K = 1 means a single binary logit z,
+the same as the two logits [0, z]. ``labels`` is [N] int in 0..K-1 (0..1 when K = 1), or an
+[N, K] 0/1 multi-hot matrix for multi-label tasks, where the true-class probability mass is
+the sum of the softmax probabilities over the positive labels.
+
+Every signal is derived in float64 from the same two log-sum-exps: the log softmax mass of
+the positive labels (``lse_pos``) and of the negative ones (``lse_neg``). The logit-scaled
+confidence is ``lse_pos - lse_neg`` = log p_y - log Σ_{j≠y} p_j; the probability is its
+sigmoid and the loss its softplus of the negative. No signal is ever taken as log(p) of a
+rounded probability, so logits of ±1e4 still give finite, exact confidences and losses
+(a probability itself may underflow to 0 or round to 1, which is what a probability is).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+
+from miaudit.errors import InputError
+
+SignalName = Literal["logit_confidence", "probability", "loss"]
+SIGNALS: tuple[str, ...] = ("logit_confidence", "probability", "loss")
+
+# Float64 elements processed at once; bounds the temporaries for M=256, N=100k.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def check_logits(logits: ArrayLike) -> None:
+    """Raise InputError when logits are not [M, N, V, K] (or [N, V, K]) finite numbers.
+
+    Why: a diverged model (NaN/inf outputs) silently poisons every reference statistic of
+    every record, so it is rejected up front with the model and record that hold it.
+    """
+    arr = np.asarray(logits)
+    if arr.ndim not in (3, 4):
+        raise InputError(
+            f"logits: expected shape [M, N, V, K] (models, records, views, classes) or "
+            f"[N, V, K] for one model, got shape {arr.shape}; add a views axis of size 1 "
+            f"for single-view data, e.g. logits[:, :, None, :]"
+        )
+    if 0 in arr.shape:
+        raise InputError(
+            f"logits: shape {arr.shape} has an empty axis; every model needs at least one "
+            f"record, one view and one class"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(
+            f"logits: expected real numbers, got dtype {arr.dtype}; pass the raw model "
+            f"outputs as a float array"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        return
+    if np.isfinite(arr.min()) and np.isfinite(arr.max()):
+        return
+    full = arr if arr.ndim == 4 else arr[None]
+    for m in range(full.shape[0]):
+        bad = ~np.isfinite(full[m])
+        if bad.any():
+            n, v, k = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            value = full[m, n, v, k]
+            where = f"model {m}, record {n}" if arr.ndim == 4 else f"record {n}"
+            raise InputError(
+                f"logits: {where} (view {v}, class {k}) holds {value}; every logit must be "
+                f"finite - retrain or drop that model (a diverged run gives NaN/inf), or "
+                f"remove that record"
+            )
+
+
+def _as_labels(labels: ArrayLike, n: int, k: int) -> NDArray[np.intp] | NDArray[np.bool_]:
+    """Validate labels; return [N] int class indices or an [N, K] bool positive mask."""
+    lab = np.asarray(labels)
+    if lab.dtype == np.bool_:
+        lab = lab.astype(np.int64)
+    if not (np.issubdtype(lab.dtype, np.integer) or np.issubdtype(lab.dtype, np.floating)):
+        raise InputError(f"labels: expected integers, got dtype {lab.dtype}")
+    if np.issubdtype(lab.dtype, np.floating):
+        bad = ~np.isfinite(lab) | (lab != np.round(lab))
+        if bad.any():
+            first = np.unravel_index(int(np.argmax(bad)), lab.shape)[0]
+            raise InputError(
+                f"labels: record {first} has label {lab.reshape(lab.shape[0], -1)[first]}, "
+                f"not a whole number; pass class indices (or 0/1 multi-hot rows)"
+            )
+        lab = lab.astype(np.int64)
+    if k == 1 and lab.ndim == 2 and lab.shape[1] == 1:
+        lab = lab[:, 0]
+    if lab.ndim == 1:
+        if lab.shape[0] != n:
+            raise InputError(
+                f"labels: {lab.shape[0]} labels for {n} records in the logits; pass one "
+                f"label per record, in the same order"
+            )
+        top = 1 if k == 1 else k - 1
+        bad = (lab < 0) | (lab > top)
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise InputError(
+                f"labels: record {first} has label {lab[first]}, outside 0..{top} for logits "
+                f"with K={k} {'(a single binary logit)' if k == 1 else 'classes'}; map labels "
+                f"to class indices 0..{top}"
+            )
+        return lab.astype(np.intp)
+    if lab.ndim == 2:
+        if lab.shape != (n, k):
+            raise InputError(
+                f"labels: multi-hot labels of shape {lab.shape} do not match the logits' "
+                f"{n} records and K={k} classes; expected [N, K] = [{n}, {k}]"
+            )
+        bad = (lab != 0) & (lab != 1)
+        if bad.any():
+            first = int(np.argmax(bad.any(axis=1)))
+            raise InputError(
+                f"labels: record {first} has multi-hot values {lab[first].tolist()}; a "
+                f"multi-hot row must hold only 0 and 1"
+            )
+        mask = lab.astype(bool)
+        npos = mask.sum(axis=1)
+        for what, rows in (("no positive", npos == 0), ("no negative", npos == k)):
+            if rows.any():
+                first = int(np.argmax(rows))
+                raise InputError(
+                    f"labels: record {first} has {what} label (multi-hot row "
+                    f"{lab[first].tolist()}); the true-class mass needs at least one positive "
+                    f"and one negative label - fix or drop that record"
+                )
+        return mask
+    raise InputError(
+        f"labels: expected shape [N] (class indices) or [N, K] (multi-hot), got {lab.shape}"
+    )
+
+
+def _masked_lse(values: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """log Σ exp(values) over the last axis where mask; every row has at least one True."""
+    masked = np.where(mask, values, -np.inf)
+    top = masked.max(axis=-1, keepdims=True)
+    out = np.log(np.exp(masked - top).sum(axis=-1)) + top[..., 0]
+    return out
+
+
+def _confidence_block(block: NDArray, labels: NDArray) -> NDArray[np.float64]:
+    """Logit-scaled confidence of a [..., N, V, K] block (float64), see module doc."""
+    z = block.astype(np.float64, copy=False)
+    k = z.shape[-1]
+    if k == 1:
+        sign = np.where(labels == 1, 1.0, -1.0)[:, None]
+        return z[..., 0] * sign
+    if labels.ndim == 1:
+        if k == 2:
+            sign = np.where(labels == 1, 1.0, -1.0)[:, None]
+            return (z[..., 1] - z[..., 0]) * sign
+        pos = np.zeros((labels.shape[0], k), dtype=bool)
+        pos[np.arange(labels.shape[0]), labels] = True
+    else:
+        pos = labels
+    pos = pos[:, None, :]
+    return _masked_lse(z, pos) - _masked_lse(z, ~pos)
+
+
+def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """log p_y − log Σ_{j≠y} p_j per model/record/view: LiRA's statistic, float64.
+
+    Computed as lse(positive logits) − lse(negative logits), so it stays exact where p_y
+    rounds to 1 (members a model memorised) — the records an audit is about.
+    """
+    check_logits(logits)
+    arr = np.asarray(logits)
+    single = arr.ndim == 3
+    full = arr[None] if single else arr
+    m, n, v, k = full.shape
+    lab = _as_labels(labels, n, k)
+    out = np.empty((m, n, v), dtype=np.float64)
+    step = max(1, _CHUNK_ELEMENTS // max(1, n * v * k))
+    for start in range(0, m, step):
+        out[start : start + step] = _confidence_block(full[start : start + step], lab)
+    return out[0] if single else out
+
+
+def true_class_probability(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """Softmax probability of the true class (sum over positives if multi-label): RMIA's statistic.
+
+    Equal to sigmoid(logit confidence), evaluated stably in float64.
+    """
+    return expit(logit_confidence(logits, labels))
+
+
+def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """−log of the true-class probability mass, as softplus(−confidence) (stable, float64)."""
+    conf = logit_confidence(logits, labels)
+    return np.logaddexp(0.0, -conf)
+
+
+def compute_signal(name: str, logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """The named signal ("logit_confidence", "probability" or "loss") from logits."""
+    if name == "logit_confidence":
+        return logit_confidence(logits, labels)
+    if name == "probability":
+        return true_class_probability(logits, labels)
+    if name == "loss":
+        return cross_entropy(logits, labels)
+    raise InputError(f"signal {name!r} is not known; choose one of {', '.join(SIGNALS)}")
