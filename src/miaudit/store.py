@@ -1,0 +1,294 @@
+"""The run directory: config, plan, logits shards and results.
+
+Why it is careful: a run costs hours of training on sensitive data. Every file is written to a
+temporary name in the same folder and renamed into place, so a crash never leaves a partial
+file under a final name; a run is bound to the hash of its training recipe and the fingerprint
+of its data, so a resumed run never mixes shards of two experiments; a lock keeps two processes
+out of one run; everything is created owner-readable only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from miaudit import __version__
+from miaudit.errors import InputError
+
+RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
+SHARD_DIR = "shards"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place.
+
+    The temporary file is created 0600 by ``mkstemp``; readers never see a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda f: frame.to_parquet(f, index=False))
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False))
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read an ``.npz`` without ever unpickling (object arrays are refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise InputError(f"{path}: unreadable or not a plain-array .npz file ({err})") from None
+
+
+def _shard_name(models: np.ndarray) -> str:
+    return f"models-{int(models[0]):05d}-{int(models[-1]):05d}.npz"
+
+
+class RunStore:
+    """One run directory, opened for writing under an exclusive lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    @contextlib.contextmanager
+    def open(
+        cls, path: Path, *, identity: dict[str, Any], force: bool = False
+    ) -> Iterator[RunStore]:
+        """Open (creating, resuming or, with ``force``, replacing) a run bound to ``identity``.
+
+        ``identity`` holds what the shards depend on (training hash, data fingerprint, model
+        count); an existing run with another identity is refused unless ``force`` is given.
+        """
+        store = cls(path)
+        try:
+            store._prepare(identity, force)
+        except BaseException:
+            store._unlock()
+            raise
+        try:
+            yield store
+        finally:
+            store._unlock()
+
+    def _prepare(self, identity: dict[str, Any], force: bool) -> None:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise InputError(f"{p}: exists and is not a directory; choose another --out")
+        if p.is_dir() and any(p.iterdir()) and not (p / RUN_FILE).is_file() and not (
+            p / LOCK_FILE
+        ).is_file():
+            raise InputError(
+                f"{p}: folder is not empty and holds no miaudit run; choose a new or empty "
+                "folder for --out (miaudit never deletes files it did not create)"
+            )
+        p.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        self._lock()
+        existing = self.read_identity()
+        if existing is not None and not _same_identity(existing, identity):
+            if not force:
+                self._unlock()
+                changed = sorted(
+                    k for k in identity if existing.get("identity", {}).get(k) != identity[k]
+                )
+                raise InputError(
+                    f"{p}: holds a run made with a different {', '.join(changed) or 'setup'}; "
+                    "its results would be mixed with this one. Use another --out, or pass "
+                    "--force to replace that run"
+                )
+            self._clear()
+            existing = None
+        elif existing is not None and force:
+            self._clear()
+            existing = None
+        if existing is None:
+            record = {
+                "identity": identity,
+                "miaudit_version": __version__,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            write_json(p / RUN_FILE, record)
+        elif existing.get("complete"):
+            # results are about to be rewritten: until the end they may mix two runs
+            write_json(p / RUN_FILE, {**existing, "complete": False})
+        (p / SHARD_DIR).mkdir(exist_ok=True, mode=DIR_MODE)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files a killed writer left (``atomic_write``'s ``.NAME.*.tmp``).
+
+        Safe under the lock: no other miaudit process writes here, and the pattern is ours.
+        """
+        for folder in (self.path, *(d for d in self.path.iterdir() if d.is_dir())):
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+
+    def _lock(self) -> None:
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise InputError(
+                    f"{self.path}: another miaudit process is using this run directory; wait "
+                    "for it to finish or choose another --out"
+                ) from None
+            raise
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _clear(self) -> None:
+        """Remove the files of a previous run (only what a run writes; the lock stays).
+
+        The run record goes last: a kill midway leaves it naming the old run, so the next
+        start still refuses (or, with --force, clears again) instead of adopting old shards.
+        """
+        for child in sorted(self.path.iterdir(), key=lambda c: c.name == RUN_FILE):
+            if child.name == LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    # -- identity --------------------------------------------------------------------------
+    def read_identity(self) -> dict[str, Any] | None:
+        f = self.path / RUN_FILE
+        if not f.is_file():
+            return None
+        try:
+            return json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError(
+                f"{f}: damaged run record; pass --force to start this run again"
+            ) from None
+
+    def update_run_record(self, **fields: Any) -> None:
+        record = self.read_identity() or {}
+        record.update(fields)
+        write_json(self.path / RUN_FILE, record)
+
+    # -- shards ----------------------------------------------------------------------------
+    def finished_models(self) -> dict[int, tuple[Path, int]]:
+        """Map each trained model index to (shard file, position) from the shards on disk."""
+        found: dict[int, tuple[Path, int]] = {}
+        for f in sorted((self.path / SHARD_DIR).glob("models-*.npz")):
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    index = z["model_index"]
+            except Exception:  # a damaged shard is retrained, never read as complete
+                continue
+            for pos, m in enumerate(index.tolist()):
+                found.setdefault(int(m), (f, pos))
+        return found
+
+    def write_shard(self, models: np.ndarray, logits: np.ndarray) -> Path:
+        """Store the logits [G, N, V, K] of the models with global indices ``models``."""
+        models = np.asarray(models, dtype=np.int64)
+        if logits.shape[0] != len(models):
+            raise ValueError("one logits block per model is required")
+        path = self.path / SHARD_DIR / _shard_name(models)
+        write_npz(path, logits=np.asarray(logits, dtype=np.float32), model_index=models)
+        return path
+
+    def load_logits(self, num_models: int) -> np.ndarray:
+        """Assemble logits [M, N, V, K] from the shards; every model must be present."""
+        found = self.finished_models()
+        missing = [m for m in range(num_models) if m not in found]
+        if missing:
+            raise InputError(
+                f"{self.path}: models {missing[:5]} have no logits shard; rerun the audit to "
+                "train them"
+            )
+        out: np.ndarray | None = None
+        by_file: dict[Path, list[tuple[int, int]]] = {}
+        for m in range(num_models):
+            f, pos = found[m]
+            by_file.setdefault(f, []).append((m, pos))
+        for f, pairs in by_file.items():
+            block = load_npz(f)["logits"]
+            if out is None:
+                out = np.empty((num_models, *block.shape[1:]), dtype=np.float32)
+            for m, pos in pairs:
+                out[m] = block[pos]
+        assert out is not None
+        return out
+
+    # -- results ---------------------------------------------------------------------------
+    def file(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)
+
+
+def _same_identity(existing: dict[str, Any], identity: dict[str, Any]) -> bool:
+    return existing.get("identity") == json.loads(json.dumps(identity))

@@ -1,0 +1,328 @@
+"""Sweeps: one audit per point of a grid over model capacity and/or privacy budget ε.
+
+What a sweep answers is the trade-off a team has to choose on: how good the diagnostic
+model is, against how many patients it exposes. Every point shares the cohort, the
+membership plan and the seeds, and sets the same patients aside (``holdout_fraction``)
+that no reference model of any point trains on, so the diagnostic AUROC of all points is
+measured on the same unseen patients. Each point is an ordinary audit in
+``OUT/<point>/``, so an interrupted sweep resumes like an audit; the collected table
+(``sweep.parquet``/``.csv``/``.json``) and chart (``sweep.svg``) are rebuilt from the
+points at the end of every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pydantic
+from matplotlib.figure import Figure
+
+from miaudit import disparity, risk
+from miaudit.audit import AuditResult, ProgressSink, run_audit
+from miaudit.config import AuditConfig
+from miaudit.errors import InputError
+from miaudit.models import ModelSpec, count_parameters
+from miaudit.store import load_npz, write_csv, write_json, write_parquet, write_text
+from miaudit.training.dp import DPSpec, privacy_report
+
+__all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
+
+HIGH_RISK = 0.9
+"""Exposure at which a patient counts as highly exposed in the sweep's table and chart."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_KNOBS = {"widths": "width", "depths": "depth", "blocks": "blocks"}
+_SHORT = {"width": "w", "depth": "d", "blocks": "b"}
+
+
+class SweepSpec(pydantic.BaseModel, extra="forbid"):
+    """The grid: capacity (cartesian over the knobs given, or named sizes) × privacy budgets."""
+
+    widths: list[int] = pydantic.Field(default_factory=list)
+    depths: list[int] = pydantic.Field(default_factory=list)
+    blocks: list[int] = pydantic.Field(default_factory=list)
+    sizes: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
+    epsilons: list[float | Literal["inf"]] = pydantic.Field(default_factory=list)
+    holdout_fraction: float = pydantic.Field(0.2, ge=0.0, lt=0.9)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        grid = {key: getattr(self, key) for key in _KNOBS}
+        if self.sizes and any(grid.values()):
+            raise ValueError(
+                "sweep: give either named sizes or a grid of widths/depths/blocks, not both"
+            )
+        if not self.sizes and not any(grid.values()) and not self.epsilons:
+            raise ValueError(
+                "sweep: nothing to sweep; give widths, depths, blocks, sizes or epsilons "
+                "(e.g. widths = [32, 64, 128, 256] or epsilons = ['inf', 10, 3, 1])"
+            )
+        for key, values in grid.items():
+            low = 1 if key == "widths" else 0
+            if any(v < low for v in values):
+                raise ValueError(f"sweep.{key}: every value must be ≥ {low}, got {values}")
+            if len(set(values)) != len(values):
+                raise ValueError(f"sweep.{key}: lists a value twice ({values})")
+        for name in self.sizes:
+            if not _NAME.match(name):
+                raise ValueError(
+                    f"sweep.sizes: {name!r} is not usable as a folder name; use letters, "
+                    "digits, '-', '_' or '.'"
+                )
+        values = self.epsilon_values()
+        if any(not (v > 0) for v in values):
+            raise ValueError(f"sweep.epsilons: every ε must be > 0 or 'inf', got {self.epsilons}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"sweep.epsilons: lists a budget twice ({self.epsilons})")
+        return self
+
+    def epsilon_values(self) -> list[float]:
+        """The budgets as floats, ``inf`` for the non-private point."""
+        return [math.inf if v == "inf" else float(v) for v in self.epsilons]
+
+
+def _capacity_points(model: ModelSpec, sweep: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
+    if sweep.sizes:
+        return list(sweep.sizes.items())
+    axes = [(knob, getattr(sweep, key)) for key, knob in _KNOBS.items() if getattr(sweep, key)]
+    if not axes:
+        return [("", {})]
+    unused = {"logistic": {"width", "depth", "blocks"}, "mlp": {"blocks"}, "tabresnet": {"depth"}}
+    for knob, _ in axes:
+        if knob in unused[model.family]:
+            raise InputError(
+                f"sweep.{knob}s: the {model.family} family has no {knob} knob (its capacity is "
+                f"{', '.join(model.capacity())}); sweep named sizes instead, e.g. "
+                "[sweep.sizes.small] with the knobs of that family"
+            )
+    points = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        overrides = {knob: v for (knob, _), v in zip(axes, combo, strict=True)}
+        points.append(("-".join(f"{_SHORT[k]}{v}" for k, v in overrides.items()), overrides))
+    return points
+
+
+def _epsilon_name(eps: float) -> str:
+    return "eps-inf" if math.isinf(eps) else f"eps{eps:g}"
+
+
+def sweep_points(config: AuditConfig, sweep: SweepSpec) -> list[tuple[str, AuditConfig]]:
+    """One (name, config) per grid point; all share cohort, plan size, seeds and held-out patients."""
+    fields = type(config).model_fields
+    if sweep.epsilons and "privacy" not in fields:
+        raise InputError(
+            "sweep.epsilons: this config has no [privacy] section to set ε in; update miaudit "
+            "or sweep capacity only"
+        )
+    base = config.model_dump(mode="python")
+    points = []
+    budgets: list[float | None] = list(sweep.epsilon_values()) or [None]
+    for (size, overrides), eps in itertools.product(_capacity_points(config.model, sweep), budgets):
+        data = config.model_dump(mode="python")
+        model = {**base["model"], **overrides}
+        try:
+            ModelSpec.model_validate(model)
+        except pydantic.ValidationError as err:
+            where = f"sweep.sizes.{size}" if sweep.sizes else "sweep"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise InputError(f"{where}: not a valid model ({problems})") from None
+        data["model"] = model
+        data["audit"]["holdout_fraction"] = sweep.holdout_fraction
+        if "sweep" in fields:
+            data["sweep"] = None
+        if eps is not None:
+            privacy = DPSpec.model_validate(base.get("privacy") or {})
+            update = {"epsilon": None if math.isinf(eps) else eps, "noise_multiplier": None}
+            data["privacy"] = privacy.model_copy(update=update).model_dump()
+        name = "_".join(part for part in (size, None if eps is None else _epsilon_name(eps)) if part)
+        points.append((name, type(config).model_validate(data)))
+    return points
+
+
+def _num_units(run_dir: Path, patients: pd.DataFrame, privacy: DPSpec) -> int:
+    """Privacy units of the smallest model of a run (from its plan)."""
+    keep = load_npz(run_dir / "plan.npz")["keep"]
+    if privacy.level == "record":
+        return int((keep @ patients["records"].to_numpy()).min())
+    return int(keep.sum(axis=1).min())
+
+
+def _privacy(cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
+    recorded = result.summary.get("privacy")
+    if isinstance(recorded, dict) and "max_auc" in recorded:
+        return recorded
+    privacy = getattr(cfg, "privacy", None) or DPSpec()
+    units = _num_units(result.run_dir, result.patients, privacy) if privacy.enabled else 0
+    return privacy_report(
+        privacy, num_units=units, batch_size=cfg.training.batch_size, epochs=cfg.training.epochs
+    )
+
+
+def _subgroup_shares(patients: pd.DataFrame, seed: int) -> dict[str, float]:
+    columns = [c for c in patients.columns if c.startswith("attr_")]
+    exposure = patients["exposure"].to_numpy(dtype=float)
+    if not columns or np.isnan(exposure).all():
+        return {}
+    attributes = patients[columns].rename(columns=lambda c: c.removeprefix("attr_"))
+    table = disparity.group_risk(attributes, exposure, thresholds=(HIGH_RISK,), n_boot=200, seed=seed)
+    share = f"share_ge_{HIGH_RISK:g}"
+    return {
+        f"high_risk_share[{a}={g}]": float(s)
+        for a, g, s in zip(table["attribute"], table["group"], table[share], strict=True)
+    }
+
+
+def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
+    summary = result.summary
+    primary = summary["primary_attack"]
+    cohort = summary["cohort"]
+    exposure = result.patients["exposure"].to_numpy(dtype=float)
+    se = result.patients["se"].to_numpy(dtype=float)
+    priv = _privacy(cfg, result)
+    eps_target = (priv.get("epsilon_target") or priv["epsilon"]) if priv["private"] else math.inf
+    bound = float(priv["max_auc"])
+    defined = exposure[~np.isnan(exposure)]
+    # the columns a reader looks at first come first (the CLI prints the leading ones)
+    row: dict[str, Any] = {
+        "point": name,
+        "parameters": count_parameters(cfg.model, cohort["features"], len(cohort["classes"])),
+        "epsilon": math.inf if eps_target is None else float(eps_target),
+        "max_auc": bound,
+        "diagnostic_auroc": summary["diagnostic"]["auroc_mean"],
+        "attack_auc": summary["attacks"][primary]["aggregate"]["auc"],
+        "highly_exposed": int(np.count_nonzero(defined >= HIGH_RISK)),
+    }
+    for t in summary.get("thresholds", []):
+        row[f"high_risk_{t:g}"] = int(np.count_nonzero(defined >= t))
+    row.update({
+        "above_bound": int(np.count_nonzero(exposure - se > bound)) if bound < 1 else 0,
+        "median_exposure": float(np.median(defined)) if defined.size else np.nan,
+        "max_exposure": float(defined.max()) if defined.size else np.nan,
+        "diagnostic_auroc_std": summary["diagnostic"]["auroc_std"],
+        "diagnostic_accuracy": summary["diagnostic"]["accuracy_mean"],
+        "attack": primary,
+        "family": cfg.model.family,
+        **{knob: getattr(cfg.model, knob) for knob in ("width", "depth", "blocks", "dropout", "l2")},
+        "epsilon_spent": math.inf if priv["epsilon"] is None else float(priv["epsilon"]),
+        "delta": np.nan if priv["delta"] is None else float(priv["delta"]),
+        "dp_level": priv["level"] if priv["private"] else "none",
+        "sigma": float(priv["sigma"]),
+        "max_auc_eps_delta": float(priv["max_auc_eps_delta"]),
+        "models": cfg.audit.models,
+        "audited_patients": int(defined.size),
+    })
+    for attack, metrics in summary["attacks"].items():
+        row[f"attack_auc[{attack}]"] = metrics["aggregate"]["auc"]
+    row.update(_subgroup_shares(result.patients, cfg.audit.seed))
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+def run_sweep(
+    config: AuditConfig,
+    sweep: SweepSpec,
+    out: Path,
+    *,
+    force: bool = False,
+    progress: ProgressSink | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) the audit of every point in ``out/<point>/`` and collect one table.
+
+    Writes ``sweep.parquet``, ``sweep.csv``, ``sweep.json`` and ``sweep.svg`` into ``out``
+    and returns the table: one row per point with capacity, ε and the mechanism's max AUC,
+    diagnostic AUROC on the held-out patients, aggregate attack AUC, high-risk counts and
+    per-subgroup high-risk shares.
+    """
+    out = Path(out)
+    points = sweep_points(config, sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], {}
+    for name, cfg in points:
+        result = run_audit(cfg, out / name, force=force, progress=progress)
+        row = _row(name, cfg, result)
+        rows.append(row)
+        curves[name] = (risk.survival(result.patients["exposure"].to_numpy(dtype=float)), row)
+    table = pd.DataFrame(rows)
+    write_parquet(out / "sweep.parquet", table)
+    write_csv(out / "sweep.csv", table)
+    write_json(
+        out / "sweep.json",
+        _jsonable({
+            "spec": sweep.model_dump(mode="json"),
+            "high_risk_threshold": HIGH_RISK,
+            "bound": "max_auc: largest attack AUC the DP mechanism permits, from the trade-off "
+                     "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
+                     "single (ε, δ) pair",
+            "points": table.to_dict(orient="records"),
+        }),
+    )
+    write_text(out / "sweep.svg", sweep_chart(table, {k: v[0] for k, v in curves.items()}))
+    return table
+
+
+def sweep_chart(table: pd.DataFrame, survival: dict[str, risk.Survival], *, chart_id: str = "sweep") -> str:
+    """Diagnostic AUROC against highly exposed patients, and exposure survival with DP bounds."""
+    from miaudit.report.charts import INK, MUTED, PALETTE, plain, to_svg
+
+    style = {"svg.fonttype": "none", "svg.hashsalt": "miaudit", "font.size": 9.0,
+             "axes.spines.top": False, "axes.spines.right": False}
+    with matplotlib.rc_context(style):
+        fig = Figure(figsize=(10.5, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        colours = {}
+        for k, row in enumerate(table.itertuples(index=False)):
+            colour = PALETTE[k % len(PALETTE)]
+            colours[row.point] = colour
+            left.errorbar(row.highly_exposed, row.diagnostic_auroc, yerr=row.diagnostic_auroc_std,
+                          fmt="o", color=colour, ms=6, capsize=3)
+            left.annotate(plain(row.point), (row.highly_exposed, row.diagnostic_auroc),
+                          xytext=(5, 4), textcoords="offset points", fontsize=8, color=INK)
+        left.set_xlabel(f"highly exposed patients (exposure ≥ {HIGH_RISK:g})")
+        left.set_ylabel("diagnostic AUROC (held-out patients)")
+        left.set_title("Diagnostic performance against patient exposure", loc="left")
+        left.grid(True, color="#e3e8ee")
+        floor = 1.0
+        for row in table.itertuples(index=False):
+            s = survival.get(row.point)
+            if s is None or s.n == 0:
+                continue
+            floor = min(floor, 0.5 / s.n)
+            y = np.where(s.fraction > 0, s.fraction, np.nan)
+            right.step(s.grid, y, where="post", color=colours[row.point], lw=1.6, label=plain(row.point))
+            if row.max_auc < 1:
+                right.axvline(row.max_auc, color=colours[row.point], lw=1.0, ls="--")
+                right.annotate(f"DP bound ε={row.epsilon:g}", (row.max_auc, 1.0), rotation=90,
+                               xytext=(-3, -4), textcoords="offset points", ha="right", va="top",
+                               fontsize=7.5, color=colours[row.point])
+        right.set_yscale("log")
+        right.set_ylim(floor, 1.05)
+        right.set_xlim(0.5, 1.0)
+        right.set_xlabel("exposure x (patient attack AUC)")
+        right.set_ylabel("share of patients with exposure ≥ x")
+        bounded = bool((table["max_auc"] < 1).any())
+        right.set_title("Patient exposure" + (", with each ε's max attack AUC (dashed)" if bounded else
+                                               " at each point"), loc="left")
+        right.grid(True, color="#e3e8ee")
+        right.legend(loc="lower left", fontsize=7.5, frameon=False, labelcolor=MUTED)
+        return to_svg(fig, chart_id, "Sweep: diagnostic AUROC against highly exposed patients")

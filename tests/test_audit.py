@@ -1,0 +1,128 @@
+"""The audit end to end on a synthetic cohort with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from miaudit.audit import load_cohort, run_audit
+from miaudit.config import parse_config
+from miaudit.datasets import make_synthetic_tabular
+from miaudit.errors import InputError
+
+SYNTH = {"num_patients": 400, "num_features": 10, "num_atypical": 6, "num_mislabelled": 6, "seed": 1}
+
+
+def small_config(**audit: object) -> object:
+    return parse_config(
+        {
+            "cohort": {"synthetic": SYNTH},
+            "model": {"family": "mlp", "width": 64, "depth": 2},
+            "training": {"epochs": 40, "batch_size": 64, "learning_rate": 3e-3},
+            "audit": {"models": 16, "group_size": 6, "attacks": ["lira", "rmia", "loss"], **audit},
+            "report": {"html": False},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("runs") / "synthetic"
+    return out, run_audit(small_config(), out)
+
+
+def test_planted_patients_are_the_most_exposed(finished: tuple[Path, object]) -> None:
+    _, result = finished
+    cohort, planted = make_synthetic_tabular(**SYNTH)
+    memorised = np.unique(
+        np.concatenate([planted.atypical_patients, cohort.patient[planted.mislabelled_records]])
+    )
+    patients = result.patients
+    order = patients.sort_values("exposure", ascending=False)["patient"].to_numpy()
+    top = set(order[: 2 * len(memorised)].tolist())
+    hit = len(top & set(memorised.tolist())) / len(memorised)
+    assert hit >= 0.6, f"only {hit:.0%} of memorised patients in the top {2 * len(memorised)}"
+    planted_mean = patients.loc[memorised, "exposure"].mean()
+    others = patients.drop(index=memorised)["exposure"].mean()
+    assert planted_mean > others + 0.2
+    # the average hides them: aggregate attack AUC stays far below the planted patients' exposure
+    assert result.summary["attacks"]["lira"]["aggregate"]["auc"] < planted_mean - 0.2
+
+
+def test_outputs_are_complete_and_consistent(finished: tuple[Path, object]) -> None:
+    out, result = finished
+    for name in ("patients.parquet", "patients.csv", "records.parquet", "models.parquet",
+                 "summary.json", "config.toml", "plan.npz", "scores/lira.npy"):
+        assert (out / name).is_file(), name
+    patients = pd.read_parquet(out / "patients.parquet")
+    records = pd.read_parquet(out / "records.parquet")
+    assert len(patients) == result.summary["cohort"]["patients"]
+    assert len(records) == result.summary["cohort"]["records"]
+    # patient exposure = max over that patient's records
+    best = records.groupby("patient")["auc_lira"].max()
+    np.testing.assert_allclose(patients.set_index("patient")["exposure_lira"], best)
+    # every model trained on its own half and generalises
+    models = pd.read_parquet(out / "models.parquet")
+    assert len(models) == 16
+    assert models["test_auroc"].mean() > 0.7
+    assert (models["train_accuracy"] > models["test_accuracy"]).mean() > 0.9
+
+
+def test_rerun_resumes_and_gives_identical_numbers(
+    finished: tuple[Path, object], tmp_path: Path
+) -> None:
+    out, result = finished
+    # an interrupted run: stop after the first group of models
+    crashed = tmp_path / "crashed"
+
+    def crash(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(small_config(), crashed, after_shard=crash)
+    assert len(list((crashed / "shards").glob("models-*.npz"))) == 1
+    resumed = run_audit(small_config(), crashed)
+    pd.testing.assert_frame_equal(resumed.patients, result.patients)
+    a = np.load(out / "scores" / "rmia.npy")
+    b = np.load(crashed / "scores" / "rmia.npy")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_with_another_recipe_is_refused(finished: tuple[Path, object]) -> None:
+    out, _ = finished
+    before = sorted(p.name for p in (out / "shards").iterdir())
+    cfg = small_config(seed=7)
+    with pytest.raises(InputError, match="--force"):
+        run_audit(cfg, out)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == before
+
+
+def test_cohort_from_a_users_csv(tmp_path: Path) -> None:
+    cohort, _ = make_synthetic_tabular(num_patients=60, num_features=4, seed=0)
+    frame = pd.DataFrame(cohort.inputs[:, :4], columns=["a", "b", "c", "d"])
+    frame["y"] = np.where(cohort.labels == 1, "yes", "no")
+    frame["pid"] = cohort.patient_ids[cohort.patient]
+    frame["sex"] = cohort.attributes["sex"].to_numpy()
+    path = tmp_path / "visits.csv"
+    frame.to_csv(path, index=False)
+    cfg = parse_config(
+        {"cohort": {"path": str(path), "label": "y", "patient_id": "pid", "attributes": ["sex"]}}
+    )
+    loaded = load_cohort(cfg.cohort)
+    assert loaded.num_patients == cohort.num_patients
+    assert list(loaded.attributes.columns) == ["sex"]
+
+
+def test_holdout_patients_get_no_exposure_and_measure_diagnostics(tmp_path: Path) -> None:
+    cfg = small_config(holdout_fraction=0.25, attacks=["lira", "rmia"])
+    result = run_audit(cfg, tmp_path / "held")
+    plan = np.load(tmp_path / "held" / "plan.npz")
+    holdout = plan["holdout"]
+    assert holdout.sum() == 100
+    exposure = result.patients["exposure"].to_numpy()
+    assert np.isnan(exposure[holdout]).all() and not np.isnan(exposure[~holdout]).any()
+    assert not plan["keep"][:, holdout].any()
+    assert result.summary["diagnostic"]["auroc_mean"] > 0.7
