@@ -21,6 +21,11 @@ from miaudit.training import TrainingSpec
 from miaudit.training.dp import DPSpec
 
 ATTACK_NAMES = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
+#: Attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
+LIRA_PER_RECORD = ("lira", "lira_offline")
+LIRA_MIN_MODELS = 6
+#: Far above any published audit (the paper uses 200); above it the plan alone outgrows RAM.
+MAX_MODELS = 10_000
 
 
 class _Strict(BaseModel):
@@ -70,7 +75,12 @@ class CohortConfig(_Strict):
 class AuditSpec(_Strict):
     """How the audit is run and summarised."""
 
-    models: int = Field(200, ge=4, description="reference models; every patient is IN for half")
+    models: int = Field(
+        200,
+        ge=4,
+        le=MAX_MODELS,
+        description="reference models; every patient is IN for half",
+    )
     attacks: list[str] = Field(default_factory=lambda: ["lira", "lira_offline", "rmia", "loss"])
     targets: int | None = Field(None, ge=1, description="models used as targets (default: all)")
     patient_aggregate: Literal["max", "mean"] = "max"
@@ -98,7 +108,25 @@ class AuditSpec(_Strict):
         if len(set(self.attacks)) != len(self.attacks):
             raise ValueError("audit.attacks lists an attack twice")
         if self.targets is not None and self.targets > self.models:
-            raise ValueError(f"audit.targets = {self.targets} exceeds audit.models = {self.models}")
+            raise ValueError(
+                f"audit.targets = {self.targets} exceeds audit.models = {self.models}; lower "
+                "audit.targets or leave it unset to use every model as a target"
+            )
+        if self.targets is not None and self.targets < 2:
+            raise ValueError(
+                f"audit.targets = {self.targets}: a record's attack success compares its scores "
+                "as a member and as a non-member, which needs at least 2 targets; raise "
+                "audit.targets or leave it unset to use every model"
+            )
+        per_record = [a for a in self.attacks if a in LIRA_PER_RECORD]
+        if per_record and self.models < LIRA_MIN_MODELS:
+            raise ValueError(
+                f"audit.models = {self.models} is too few for {', '.join(per_record)}: with one "
+                f"model as target, a record keeps only models/2 − 1 = {self.models // 2 - 1} "
+                "reference(s) on its IN or OUT side, and LiRA's per-record Gaussian needs 2; "
+                f"use audit.models ≥ {LIRA_MIN_MODELS} (the paper uses 200) or drop "
+                f"{', '.join(per_record)} from audit.attacks"
+            )
         if any(not 0.5 <= t <= 1.0 for t in self.thresholds):
             raise ValueError("audit.thresholds are exposure (AUC) levels between 0.5 and 1")
         return self
@@ -142,6 +170,9 @@ class AuditConfig(_Strict):
         changing the attacks or thresholds reuses the trained models.
         """
         science = self.model_dump(mode="json", include={"cohort", "model", "training", "privacy"})
+        # where the table lies is not science (the data fingerprint binds its content), so a
+        # run and its data can move to another folder or machine and still resume
+        science["cohort"].pop("path", None)
         science["audit"] = {
             "models": self.audit.models,
             "seed": self.audit.seed,

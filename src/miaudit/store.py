@@ -99,7 +99,10 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise InputError(f"{path}: unreadable or not a plain-array .npz file ({err})") from None
+        raise InputError(
+            f"{path}: unreadable or not a plain-array .npz file ({err}); miaudit did not write "
+            "it like this: delete it to have it recomputed, or pass --force to start the run again"
+        ) from None
 
 
 def _shard_name(models: np.ndarray) -> str:
@@ -277,7 +280,13 @@ class RunStore:
             f, pos = found[m]
             by_file.setdefault(f, []).append((m, pos))
         for f, pairs in by_file.items():
-            block = load_npz(f)["logits"]
+            arrays = load_npz(f)
+            block = arrays.get("logits")
+            if block is None or block.ndim != 4 or block.shape[0] <= max(p for _, p in pairs):
+                raise InputError(
+                    f"{f}: not a logits shard miaudit wrote (no logits [G, N, V, K] for its "
+                    "models); delete it to have those models retrained"
+                )
             if out is None:
                 out = np.empty((num_models, *block.shape[1:]), dtype=np.float32)
             for m, pos in pairs:

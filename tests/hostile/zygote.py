@@ -309,6 +309,7 @@ def serve() -> None:
     import miaudit.audit
     import miaudit.cli
     import miaudit.report
+    import miaudit.report.charts  # matplotlib: seconds to import, once here, not per child
     import miaudit.report.exports
     import miaudit.store
 

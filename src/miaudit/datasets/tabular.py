@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import gzip
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -191,6 +192,16 @@ def _read_text(path: Path, sep: str, gz: bool) -> pd.DataFrame:
             f"file '{path}' could not be parsed as {what} text ({detail}); check the "
             "delimiter and quoting of that line."
         ) from error
+    except (OSError, EOFError, zlib.error) as error:
+        if gz:
+            raise InputError(
+                f"file '{path}' is not a complete gzip file ({error}); compress it again with "
+                "gzip, or remove the .gz suffix if it is plain text."
+            ) from error
+        raise InputError(
+            f"file '{path}' cannot be read ({getattr(error, 'strerror', None) or error}); "
+            "check that it exists and that you may read it."
+        ) from error
     names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -354,7 +365,15 @@ def _encode_numeric(
         return blocks, names
     if missing.any():
         x = np.where(missing, np.median(x[~missing]), x)
-    std = x.std()
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = x.std()
+    if not np.isfinite(std):
+        row = int(np.argmax(np.abs(x)))
+        raise InputError(
+            f"{source}: feature column {column!r} holds values too large to standardise (e.g. "
+            f"{x[row]:.3g} in data row {row + 1}); fix the value or rescale the column (other "
+            "units) so that its values stay below about 1e150."
+        )
     if std > 0:
         blocks.append((x - x.mean()) / std)
         names.append(column)

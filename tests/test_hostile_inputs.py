@@ -1,0 +1,409 @@
+"""Hostile and broken input: one clear error, exit code 2, no traceback, nothing changed.
+
+Every case runs ``miaudit audit`` as a child process (forked from a zygote that has already
+imported miaudit, see hostile/zygote.py; one case also runs as a plain subprocess) on a
+user's folder holding a valid CSV, a valid config and a finished run. Unless a case says
+otherwise, ``--out`` points at that finished run. Each case asserts the exit code, the words
+that name what is wrong and where, no traceback, and that the sha256 and mode of every file
+in the user's folder (inputs, configs, the existing run) are unchanged and nothing was added.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hostile.runfiles import tree_state
+from hostile.zygote import Result, Zygote
+
+NUM_PATIENTS = 60
+
+
+def base_table() -> pd.DataFrame:
+    """Emergency visits: 60 patients, the first 20 with two visits, both label classes."""
+    rng = np.random.default_rng(7)
+    patient = np.r_[np.arange(NUM_PATIENTS), np.arange(20)]
+    n = patient.size
+    sex = np.where(np.arange(NUM_PATIENTS) % 2 == 0, "female", "male")[patient]
+    insurance = np.array(["private", "public", "uninsured"])[np.arange(NUM_PATIENTS) % 3][patient]
+    age = rng.integers(18, 90, NUM_PATIENTS)[patient]
+    heart_rate = np.round(rng.normal(85, 15, n), 1)
+    lactate = np.round(rng.gamma(2.0, 1.0, n), 2)
+    score = (heart_rate - 85) / 15 + (lactate - 2) + rng.normal(0, 0.5, n)
+    return pd.DataFrame(
+        {
+            "subject_id": [f"S{p:04d}" for p in patient],
+            "visit_id": [f"V{i:05d}" for i in range(n)],
+            "age": age,
+            "heart_rate": heart_rate,
+            "lactate": lactate,
+            "triage": (np.arange(n) % 5 + 1).astype(str),
+            "sex": sex,
+            "insurance": insurance,
+            "admitted": np.where(score > 0, "yes", "no"),
+        }
+    )
+
+
+CONFIG = """\
+[cohort]
+path = "{data}"
+label = "{label}"
+patient_id = "subject_id"
+record_id = "visit_id"
+attributes = ["sex", "insurance"]
+{cohort_extra}
+[model]
+family = "logistic"
+
+[audit]
+models = 4
+attacks = ["loss", "rmia"]
+{audit_extra}
+[report]
+html = false
+"""
+
+
+def config(data: str = "data/visits.csv", label: str = "admitted", cohort_extra: str = "",
+           audit_extra: str = "", tail: str = "") -> str:
+    return CONFIG.format(data=data, label=label, cohort_extra=cohort_extra,
+                         audit_extra=audit_extra) + tail
+
+
+def csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def changed(**columns: Callable[[pd.Series], object]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def apply(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        for name, fn in columns.items():
+            frame[name] = fn(frame[name])
+        return frame
+
+    return apply
+
+
+def with_value(column: str, row: int, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def apply(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+        return frame
+
+    return apply
+
+
+class Payload:
+    """Unpickling this creates a folder: proof that a file was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (self.marker,))
+
+
+def pickled_npz(path: Path, marker: Path, key: str) -> None:
+    """Replace an .npz's ``key`` array with a pickled Payload (object dtype), keeping the rest."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    payload = np.empty(1, dtype=object)
+    payload[0] = Payload(marker)
+    np.savez(path, **{**arrays, key: payload})
+
+
+@dataclass
+class Case:
+    """One hostile input: files to add to the user's folder, the command, what it must say."""
+
+    name: str
+    expect: list[str]
+    files: dict[str, bytes | Callable[[pd.DataFrame], bytes]] = field(default_factory=dict)
+    config: str | None = None  # written as case.toml; None: the user's valid config
+    argv: list[str] | None = None  # default: audit CONFIG --out runs/existing
+    out: str = "runs/existing"
+    setup: Callable[[Path], None] | None = None  # changes the folder in other ways
+
+
+def data(fn: Callable[[pd.DataFrame], pd.DataFrame], kind: str = "csv") -> Callable[[pd.DataFrame], bytes]:
+    return lambda frame: (csv if kind == "csv" else parquet)(fn(frame))
+
+
+CASES = [
+    # -- columns ----------------------------------------------------------------------------
+    Case("label misspelt", ["'admited' (label) not found", "Did you mean 'admitted'?", "visits.csv"],
+         config=config(label="admited")),
+    Case("label in the wrong case", ["'Admitted' (label) not found", "Did you mean 'admitted'?"],
+         config=config(label="Admitted")),
+    Case("feature misspelt", ["'hart_rate' (features) not found", "Did you mean 'heart_rate'"],
+         config=config(cohort_extra='features = ["age", "hart_rate"]')),
+    Case("patient id column misspelt", ["'subjectid' (patient_id) not found"],
+         config=config().replace('patient_id = "subject_id"', 'patient_id = "subjectid"')),
+    Case("attribute missing", ["'race' (attributes) not found", "visits.csv"],
+         config=config().replace('["sex", "insurance"]', '["sex", "race"]')),
+    Case("exclude names a missing column", ["'notes' (exclude) not found"],
+         config=config(cohort_extra='exclude = ["notes"]')),
+    Case("label listed as a feature", ["label column 'admitted' is listed in `features`"],
+         config=config(cohort_extra='features = ["age", "admitted"]')),
+    Case("repeated column names", ["column names repeat in the header", "'age'"],
+         files={"data/visits.csv": lambda f: csv(f).replace(b",heart_rate,", b",age,", 1)}),
+    Case("semicolon-delimited file", ["'admitted' (label) not found", "delimiter does not match"],
+         files={"data/visits.csv": lambda f: f.to_csv(index=False, sep=";").encode()}),
+    # -- values -----------------------------------------------------------------------------
+    Case("infinite feature", ["feature column 'heart_rate' has infinite values", "data rows 4"],
+         files={"data/visits.csv": data(with_value("heart_rate", 3, "inf"))}),
+    Case("minus infinity in parquet", ["visits.parquet", "feature column 'lactate' has infinite values"],
+         files={"data/visits.parquet": data(with_value("lactate", 0, -np.inf), "parquet")},
+         config=config(data="data/visits.parquet")),
+    Case("all features empty (NaN)", ["no usable feature columns"],
+         files={"data/visits.csv": data(changed(lactate=lambda s: np.nan))},
+         config=config(cohort_extra='features = ["lactate"]')),
+    Case("huge feature values", ["feature column 'heart_rate' holds values too large", "1e+308 in data row 2"],
+         files={"data/visits.csv": data(with_value("heart_rate", 1, 1e308))}),
+    Case("empty label cells (NaN)", ["label column 'admitted' is empty in 2 row(s)", "data rows 5, 9"],
+         files={"data/visits.csv": data(lambda f: with_value("admitted", 8, None)(with_value("admitted", 4, None)(f)))}),
+    Case("one class only", ["label column 'admitted' has a single class", "'yes'"],
+         files={"data/visits.csv": data(changed(admitted=lambda s: "yes"))}, out="runs/new"),
+    Case("positive is not a class", ["positive = 'admit' is not a value of label column 'admitted'", "'no', 'yes'"],
+         config=config(cohort_extra='positive = "admit"')),
+    Case("label outside the classes (fractional)", ["label column 'admitted' holds non-integer numbers", "0.5"],
+         files={"data/visits.csv": data(lambda f: with_value("admitted", 2, 0.5)(
+             changed(admitted=lambda s: (s == "yes").astype(float))(f)))}),
+    Case("duplicate record ids", ["record id column 'visit_id' repeats values", "'V00002'", "data rows 3, 4"],
+         files={"data/visits.csv": data(with_value("visit_id", 3, "V00002"))}),
+    Case("patient with conflicting attributes", ["attribute 'sex' differs between records of the same patient"],
+         files={"data/visits.csv": data(with_value("sex", 61, "female"))}),
+    Case("empty patient id cells", ["patient id column 'subject_id' is empty in 1 row(s)", "data rows 7"],
+         files={"data/visits.csv": data(with_value("subject_id", 6, None))}),
+    Case("identifier used as a feature", ["categorical feature column 'visit_note'", "looks like an identifier"],
+         files={"data/visits.csv": data(lambda f: f.assign(visit_note=[f"note {i}" for i in range(len(f))]))}),
+    Case("too few patients", ["cohort visits: 3 patients", "needs ≥ 4"],
+         files={"data/visits.csv": data(lambda f: f[f.subject_id.isin(["S0000", "S0001", "S0002", "S0003"])]
+                                         .assign(subject_id=lambda d: d.subject_id.replace("S0003", "S0002"),
+                                                 sex="female", insurance="private"))}),
+    # -- files ------------------------------------------------------------------------------
+    Case("empty file", ["visits.csv' is empty (0 bytes)"], files={"data/visits.csv": b""}),
+    Case("header but no rows", ["has a header (9 columns) but no data rows"],
+         files={"data/visits.csv": lambda f: csv(f.iloc[:0])}),
+    Case("spreadsheet instead of a table", ["cannot read .xlsx", ".csv, .tsv"],
+         files={"data/visits.xlsx": b"PK\x03\x04 not really a workbook"},
+         config=config(data="data/visits.xlsx")),
+    Case("image saved as .csv", ["visits.csv' is not UTF-8 text", "byte 0x89 at byte offset 0"],
+         files={"data/visits.csv": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))}),
+    Case("CSV text saved as .parquet", ["visits.parquet' is not a readable Parquet file"],
+         files={"data/visits.parquet": csv}, config=config(data="data/visits.parquet")),
+    Case("gzip that is not gzip", ["visits.csv.gz' is not a complete gzip file"],
+         files={"data/visits.csv.gz": csv}, config=config(data="data/visits.csv.gz")),
+    Case("latin-1 text", ["visits.csv' is not UTF-8 text", "byte 0xed at byte offset", "iconv"],
+         files={"data/visits.csv": lambda f: csv(f).replace(b"public", "publíc".encode("latin-1"))}),
+    Case("data file missing", ["nowhere.csv' not found"], config=config(data="data/nowhere.csv")),
+    Case("data path is a folder", ["is a directory, not a table file"],
+         files={"data/folder.csv/readme.txt": b"x"}, config=config(data="data/folder.csv")),
+    # -- config -----------------------------------------------------------------------------
+    Case("TOML syntax error", ["case.toml: not valid TOML", "line"],
+         config=config(audit_extra="seed = ")),
+    Case("config not UTF-8", ["case.toml: not UTF-8 text", "save the config as UTF-8"],
+         config=None, files={"case.toml": lambda f: ("# réglages\n" + config()).encode("latin-1")}),
+    Case("misspelt config key", ["audit.modles", "unknown key"],
+         config=config(audit_extra="modles = 8")),
+    Case("unknown section", ["trainng", "unknown key"],
+         config=config(tail="\n[trainng]\nepochs = 3\n")),
+    Case("wrong type", ["audit.seed", "valid integer"], config=config(audit_extra='seed = "zero"')),
+    Case("negative epochs", ["training.epochs", "greater than or equal to 1"],
+         config=config(tail="\n[training]\nepochs = -1\n")),
+    Case("odd number of models", ["audit.models = 7", "must be even"],
+         config=config().replace("models = 4", "models = 7"), out="runs/new"),
+    Case("too few models for LiRA", ["audit.models = 4 is too few for lira", "audit.models ≥ 6"],
+         config=config().replace('["loss", "rmia"]', '["lira", "loss"]')),
+    Case("absurd number of models", ["audit.models", "less than or equal to 10000"],
+         config=config().replace("models = 4", "models = 100000000000")),
+    Case("one target", ["audit.targets = 1", "at least 2 targets"], config=config(audit_extra="targets = 1")),
+    Case("more targets than models", ["audit.targets = 9 exceeds audit.models = 4"],
+         config=config(audit_extra="targets = 9")),
+    Case("unknown attack", ["audit.attacks", "'lria'", "choose from"],
+         config=config().replace('["loss", "rmia"]', '["lria"]')),
+    Case("threshold outside 0.5..1", ["audit.thresholds"], config=config(audit_extra="thresholds = [1.5]")),
+    Case("two cohort sources", ["give exactly one of cohort.dataset"],
+         config=config(cohort_extra='dataset = "rhc"')),
+    Case("unknown built-in dataset", ["unknown built-in dataset 'rhx'", "Did you mean 'rhc'?"],
+         argv=["audit", "--dataset", "rhx", "--models", "8", "--out", "runs/existing"]),
+    Case("config file missing", ["nothing.toml: config file not found"],
+         argv=["audit", "nothing.toml", "--out", "runs/existing"]),
+    Case("a CSV passed as the config", ["visits.csv: not valid TOML"],
+         argv=["audit", "data/visits.csv", "--out", "runs/existing"]),
+    Case("unknown executor", ["executor.kind", "'local' or 'ray'"],
+         argv=["audit", "config.toml", "--executor", "slurm", "--out", "runs/existing"]),
+    Case("address without ray", ["--address '10.0.0.5:6379' is only used with --executor ray"],
+         argv=["audit", "config.toml", "--address", "10.0.0.5:6379", "--out", "runs/existing"]),
+    # -- run directories --------------------------------------------------------------------
+    Case("run directory from another config", ["runs/existing: holds a run made with a different",
+                                               "training_hash", "--force"],
+         config=config().replace('family = "logistic"', 'family = "mlp"')),
+    Case("output is an existing file", ["visits.csv: exists and is not a directory"],
+         argv=["audit", "config.toml", "--out", "data/visits.csv"]),
+    Case("output is someone else's folder", ["data: folder is not empty and holds no miaudit run"],
+         argv=["audit", "config.toml", "--out", "data"]),
+    Case("damaged run record", ["runs/damaged/run.json: damaged run record", "--force"],
+         argv=["audit", "config.toml", "--out", "runs/damaged"]),
+]
+
+
+class World:
+    """The user's folder: data/visits.csv, config.toml, runs/existing (finished)."""
+
+    def __init__(self, root: Path, zygote: Zygote) -> None:
+        self.root = root
+        self.zygote = zygote
+        self.logs = root.parent / f"{root.name}-logs"
+        self.logs.mkdir()
+        self.table = base_table()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    zygote = Zygote()
+    try:
+        root = tmp_path_factory.mktemp("user")
+        (root / "data").mkdir()
+        w = World(root, zygote)
+        (root / "data" / "visits.csv").write_bytes(csv(w.table))
+        (root / "config.toml").write_text(config())
+        r = zygote.start(["audit", "config.toml", "--out", "runs/existing"], cwd=root,
+                         logs=w.logs / "existing", env={"HOME": str(w.logs)})
+        assert r.returncode == 0, r.stderr
+        damaged = root / "runs" / "damaged"
+        shutil.copytree(root / "runs" / "existing", damaged)
+        text = (damaged / "run.json").read_text()
+        (damaged / "run.json").write_text(text[: len(text) // 2])
+        yield w
+    finally:
+        zygote.close()
+
+
+@pytest.fixture
+def case_world(world: World, tmp_path: Path) -> World:
+    """A private copy of the user's folder for one case."""
+    root = tmp_path / "user"
+    shutil.copytree(world.root, root, symlinks=True)
+    copy = World.__new__(World)
+    copy.root, copy.zygote, copy.table = root, world.zygote, world.table
+    copy.logs = tmp_path / "logs"
+    copy.logs.mkdir()
+    return copy
+
+
+def prepare(case: Case, w: World) -> list[str]:
+    for rel, content in case.files.items():
+        path = w.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content(w.table))
+    if case.config is not None:
+        (w.root / "case.toml").write_text(case.config)
+    if case.setup is not None:
+        case.setup(w.root)
+    if case.argv is not None:
+        return case.argv
+    name = "case.toml" if case.config is not None or "case.toml" in case.files else "config.toml"
+    return ["audit", name, "--out", case.out]
+
+
+def check(case: Case, r: Result, before: dict[str, tuple[str, int]], w: World) -> None:
+    err = r.stderr
+    assert r.returncode == 2, f"exit {r.returncode}: {err[-3000:]}"
+    assert "Traceback" not in err + r.stdout
+    message = " ".join(err[err.index("error:"):].split()) if "error:" in err else err
+    assert err.count("error:") == 1, err
+    for fragment in case.expect:
+        assert fragment in message, f"{fragment!r} not in: {message}"
+    assert tree_state(w.root) == before, "the user's folder changed"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input_gives_one_clear_error_and_changes_nothing(case: Case, case_world: World) -> None:
+    argv = prepare(case, case_world)
+    before = tree_state(case_world.root)
+    r = case_world.zygote.start(argv, cwd=case_world.root, logs=case_world.logs / "case",
+                                env={"HOME": str(case_world.logs)})
+    check(case, r, before, case_world)
+
+
+def test_the_suite_has_at_least_thirty_distinct_cases() -> None:
+    assert len({c.name for c in CASES}) == len(CASES) >= 30
+
+
+def test_a_plain_subprocess_says_the_same_as_the_zygote(case_world: World) -> None:
+    case = next(c for c in CASES if c.name == "patient with conflicting attributes")
+    argv = prepare(case, case_world)
+    before = tree_state(case_world.root)
+    r = subprocess.run([sys.executable, "-m", "miaudit.cli", *argv], cwd=case_world.root,
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "COLUMNS": "200", "HOME": str(case_world.logs)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    forked = case_world.zygote.start(argv, cwd=case_world.root, logs=case_world.logs / "z",
+                                     env={"HOME": str(case_world.logs)})
+    assert " ".join(r.stderr.split()) == " ".join(forked.stderr.split())
+    assert tree_state(case_world.root) == before
+
+
+
+
+@pytest.mark.parametrize(("target", "key"), [("plan.npz", "keep"), ("shards/models-*.npz", "logits")])
+def test_a_run_file_holding_a_pickle_is_never_unpickled(
+    case_world: World, target: str, key: str
+) -> None:
+    """A tampered plan or shard is refused by name; its payload never runs."""
+    root = case_world.root
+    target = str(next((root / "runs/existing").glob(target)).relative_to(root / "runs/existing"))
+    pickled_npz(root / "runs/existing" / target, root / "pwned", key)
+    before = tree_state(root)
+    r = case_world.zygote.start(["audit", "config.toml", "--out", "runs/existing"], cwd=root,
+                                logs=case_world.logs / "npz", env={"HOME": str(case_world.logs)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    message = " ".join(r.stderr.split())
+    assert f"runs/existing/{target}: unreadable or not a plain-array .npz file" in message
+    assert "delete it" in message
+    assert not (root / "pwned").exists()
+    after = tree_state(root)
+    # the data, the tampered file and the shards are as they were. The rerun had begun before
+    # the plan or shard was read: run.json now says "complete": false, and config.toml was
+    # rewritten (with this copy's folder in its cohort path)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed <= {"runs/existing/run.json", "runs/existing/config.toml"}, changed
+
+
+def test_with_redact_no_patient_or_record_id_reaches_output_or_run_files(case_world: World) -> None:
+    root = case_world.root
+    r = case_world.zygote.start(["audit", "config.toml", "--redact", "--out", "runs/redacted"],
+                                cwd=root, logs=case_world.logs / "redact",
+                                env={"HOME": str(case_world.logs)})
+    assert r.returncode == 0, r.stderr
+    table = case_world.table
+    ids = set(table.subject_id) | set(table.visit_id)
+    run = root / "runs/redacted"
+    texts = {"stdout": r.stdout, "stderr": r.stderr}
+    texts |= {p.name: p.read_text() for p in run.iterdir() if p.suffix in (".csv", ".json", ".toml")}
+    for name, text in texts.items():
+        leaked = [i for i in ids if i in text]
+        assert not leaked, f"{name} shows {leaked[:3]}"
+    for path in run.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        values = {str(v) for c in frame.columns if frame[c].dtype == object for v in frame[c]}
+        assert not ids & values, f"{path.name} holds real ids"
+    assert "Most exposed patients" in r.stdout  # the table was printed, with pseudonyms
