@@ -177,10 +177,14 @@ def run_audit(
     cohort = load_cohort(config.cohort)
     spec = config.audit
     if cohort.num_patients < 4:
-        raise InputError(f"cohort {cohort.name}: {cohort.num_patients} patients; an audit needs ≥ 4")
+        raise InputError(
+            f"cohort {cohort.name}: {cohort.num_patients} patients; an audit needs at least 4 "
+            "(each model trains on half of them): add patients or check cohort.patient_id"
+        )
     timings["cohort_s"] = time.perf_counter() - t0
 
     with RunStore.open(out, identity=_identity(config, cohort), force=force) as store:
+        plan = _plan(store, cohort, spec)
         write_text(store.file("config.toml"), to_toml(config))
         identity = _identity(config, cohort)
         store.update_run_record(
@@ -189,7 +193,6 @@ def run_audit(
             models=spec.models,
             cohort=cohort_info(cohort),
         )
-        plan = _plan(store, cohort, spec)
         record_keep = plan.record_keep(cohort.patient)
 
         t1 = time.perf_counter()
