@@ -231,11 +231,15 @@ def sweep(
         console=err_console,
     ) as bars:
         table = run_sweep(cfg, spec, run_dir, force=force, progress=_RichProgress(bars))
-    shown = Table(title=f"Sweep: {len(table)} points")
-    for col in table.columns[:12]:
-        shown.add_column(str(col))
-    for _, row in table.iterrows():
-        shown.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()[:12]])
+    wanted = ["point", "parameters", "epsilon", "max_auc", "diagnostic_auroc", "attack_auc"]
+    wanted += [c for c in table.columns if str(c).startswith("high_risk_0")]
+    columns = [c for c in wanted if c in table.columns]
+    headers = {"diagnostic_auroc": "diag. AUROC", "attack_auc": "attack AUC", "max_auc": "DP max AUC"}
+    shown = Table(title=f"Sweep: {len(table)} points (full table in sweep.csv)")
+    for col in columns:
+        shown.add_column(headers.get(col, str(col).replace("high_risk_", "≥ ")))
+    for _, row in table[columns].iterrows():
+        shown.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()])
     console.print(shown)
     console.print(f"Results in [bold]{run_dir}[/] (sweep.csv, sweep.svg, one run per point)")
 
