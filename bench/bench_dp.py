@@ -6,7 +6,8 @@
 Prints, per model and in one process, on the same synthetic RHC-sized data (N records,
 F = 106 features like RHC, an MLP, the same expected number of record passes):
 
-* train_group (non-private, stacked weights): the baseline;
+* train_group (non-private, stacked weights): the baseline; and train_sequential, the
+  same non-private recipe one plain module at a time (the baseline of the Opacus runs);
 * train_group_dp (patient-level DP-SGD, Poisson sampling of patients, ghost clipping,
   vectorised over the group): its ratio to the baseline;
 * Opacus 1.x, one model at a time, per-sample gradients by hooks (``grad_sample_mode=
@@ -29,7 +30,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from miaudit.models import ModelSpec, build_module
-from miaudit.training import TrainingSpec, train_group
+from miaudit.training import TrainingSpec, train_group, train_sequential
 from miaudit.training.dp import DPSpec, accounting, train_group_dp
 
 
@@ -143,6 +144,9 @@ def main() -> None:
         record("train_group_dp (patient-level, ghost clipping)", wall, cpu, g)
         if args.opacus_models and args.records_per_patient == 1:
             s = args.opacus_models
+            _, wall, cpu = timed(lambda s=s: train_sequential(spec, training, x, y, keep[:s], range(s),
+                                                              args.seed))
+            record("plain loop, non-private (one model at a time)", wall, cpu, s)
             for mode in ("hooks", "ghost"):
                 try:
                     out, wall, cpu = timed(lambda mode=mode, s=s: opacus_models(
@@ -158,6 +162,13 @@ def main() -> None:
     for name, (wall, cpu, count) in best.items():
         print(f"  {name:52s} {wall / count:8.3f} {wall / count / (base_wall / base_n):6.2f} "
               f"{cpu / count:8.3f} {cpu / count / (base_cpu / base_n):6.2f}")
+    loop = best.get("plain loop, non-private (one model at a time)")
+    if loop is not None:
+        for mode in ("hooks", "ghost"):
+            name = f"opacus, {mode} (one model at a time)"
+            if name in best:
+                print(f"  {name} / plain non-private loop: "
+                      f"{best[name][0] / best[name][2] / (loop[0] / loop[2]):.2f}x wall")
     for name, logits in (("non-private", results["plain"]), ("DP", results["dp"])):
         auroc = np.mean([roc_auc_score(y[~rows], logits[m, ~rows, 0, 1] - logits[m, ~rows, 0, 0])
                          for m, rows in enumerate(keep[:g])])

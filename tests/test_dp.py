@@ -120,16 +120,16 @@ def test_vectorised_clipping_equals_a_per_patient_loop(spec: ModelSpec, units: i
         torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_gram_path_equals_diagonal_path_when_units_are_single() -> None:
+def test_pair_path_equals_diagonal_path_when_units_are_single() -> None:
     rng = np.random.default_rng(1)
     spec = ModelSpec(family="tabresnet", width=8, blocks=1)
     x, y, unit = _batch(rng, models=2, rows=16, units=16, pad=3)
     unit[:, :16] = torch.arange(16)
     params = init_stacked(spec, F_IN, 2, [4, 5], seed=0, device=torch.device("cpu"))
     diag, n1 = clipped_gradients(spec, params, x, y, unit, 1.0, shared_units=False)
-    gram, n2 = clipped_gradients(spec, params, x, y, unit, 1.0, shared_units=True)
+    pairs, n2 = clipped_gradients(spec, params, x, y, unit, 1.0, shared_units=True)
     torch.testing.assert_close(n1, n2, rtol=1e-4, atol=1e-6)
-    for a, b in zip(diag, gram, strict=True):
+    for a, b in zip(diag, pairs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 

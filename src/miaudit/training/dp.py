@@ -18,8 +18,8 @@ Speed: G models train as stacked [G, ...] weights (as in ``stacked.py``). Per-pa
 gradient norms come from ghost clipping: one backward pass to the pre-activations (written
 out by hand for MLPs, by autograd for the tabular ResNet) gives, for a linear layer with
 inputs a_i and output gradients g_i, the per-record gradient g_i a_iᵀ, whose norm needs
-only ‖g_i‖²(‖a_i‖² + 1), and for patients with several records in the batch the
-within-patient Gram terms (g_i·g_j)(a_i·a_j + 1). The clipped sum is then one matmul
+only ‖g_i‖²(‖a_i‖² + 1), and for patients with several records in the batch the cross
+terms (g_i·g_j)(a_i·a_j + 1) over pairs of their records. The clipped sum is then one matmul
 Σ_i c_i g_i a_iᵀ with the clip factors c_i; per-record gradients are never materialised.
 
 Reproducibility: model m draws its initialisation, its Poisson samples, its dropout masks
@@ -389,7 +389,7 @@ def clipped_gradients(
     as one vector over all parameters. Returns the summed clipped gradients (shaped like
     ``params``) and each row's unit gradient norm before clipping [G, B] (0 for padding).
     ``shared_units`` says whether some unit has several rows (computed when None): only
-    then are the within-unit Gram terms needed.
+    then are the cross terms between rows of one unit needed.
     """
     valid = unit >= 0
     if shared_units is None:
@@ -399,30 +399,24 @@ def clipped_gradients(
     else:
         taps = _autograd_taps(spec, params, inputs, labels, valid, masks)
     with torch.no_grad():
-        dtype, device = inputs.dtype, inputs.device
-        if shared_units:
-            same = (unit.unsqueeze(2) == unit.unsqueeze(1)) & valid.unsqueeze(2)
-            kernel = torch.zeros(same.shape, dtype=dtype, device=device)
-        else:
-            squared = torch.zeros(unit.shape, dtype=dtype, device=device)
+        # Row i's gradient of a linear layer is g_i a_iᵀ (weight) and g_i (bias), so
+        # ⟨row i, row j⟩ = (g_i·g_j)(a_i·a_j + 1); of a LayerNorm, u_i = g_i ⊙ x̂_i and g_i,
+        # so ⟨row i, row j⟩ = u_i·u_j + g_i·g_j. One pair of factors per term:
+        factors: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         per_row: list[torch.Tensor] = []  # what each tap's per-row weight gradients are made of
         for kind, a, g in taps:
             if kind == "linear":
-                if shared_units:
-                    kernel += torch.bmm(g, g.transpose(1, 2)) * (torch.bmm(a, a.transpose(1, 2)) + 1)
-                else:
-                    squared += _sq_norm(g) * (_sq_norm(a) + 1)
+                factors.append((g, a))
                 per_row.append(a)
             else:
                 u = g * a
-                if shared_units:
-                    kernel += torch.bmm(u, u.transpose(1, 2)) + torch.bmm(g, g.transpose(1, 2))
-                else:
-                    squared += _sq_norm(u) + _sq_norm(g)
+                factors += [(u, None), (g, None)]
                 per_row.append(u)
+        squared = torch.zeros(unit.shape, dtype=inputs.dtype, device=inputs.device)
+        for first, second in factors:
+            squared += _sq_norm(first) * (1 if second is None else _sq_norm(second) + 1)
         if shared_units:
-            rows = (kernel * same).sum(-1, keepdim=True)
-            squared = torch.bmm(same.to(dtype), rows).squeeze(-1)
+            squared = _unit_totals(squared, factors, unit, valid)
         norms = squared.clamp_min(0).sqrt() * valid
         factor = (max_grad_norm / (norms + CLIP_EPS)).clamp(max=1.0) * valid
         grads: list[torch.Tensor] = []
@@ -433,6 +427,46 @@ def clipped_gradients(
             else:
                 grads += [(a * factor.unsqueeze(-1)).sum(1), weighted.sum(1)]
     return grads, norms
+
+
+def _unit_totals(
+    squared: torch.Tensor,
+    factors: list[tuple[torch.Tensor, torch.Tensor | None]],
+    unit: torch.Tensor,
+    valid: torch.Tensor,
+) -> torch.Tensor:
+    """Each row's unit norm² = Σ of its unit's rows' norms² + 2 Σ over pairs of its rows.
+
+    Rows are sorted by unit, so the rows of a unit are a run and its pairs are the rows d
+    apart within a run, for d = 1 .. (longest run − 1): the cost grows with the records a
+    patient has in the batch, not with the batch squared as a full Gram matrix would.
+    """
+    ordered, perm = unit.sort(dim=1, stable=True)
+    rows = unit.shape[1]
+    totals = squared * valid
+    flat = totals.view(-1)
+    for d in range(1, rows):
+        same = (ordered[:, d:] == ordered[:, :-d]) & (ordered[:, d:] >= 0)
+        if not bool(same.any()):
+            break
+        base = same.nonzero()[:, 0] * rows  # flat index of each pair's model
+        left, right = perm[:, :-d][same] + base, perm[:, d:][same] + base
+        cross = torch.zeros(left.shape, dtype=squared.dtype, device=squared.device)
+        for first, second in factors:
+            term = _pair_dot(first, left, right)
+            cross += term if second is None else term * (_pair_dot(second, left, right) + 1)
+        flat.index_add_(0, left, 2 * cross)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    run = torch.empty_like(perm).scatter_(1, perm, starts.cumsum(1) - 1)  # row -> its run 0..B-1
+    per_unit = torch.zeros_like(totals).scatter_add_(1, run, totals)
+    return per_unit.gather(1, run) * valid
+
+
+def _pair_dot(t: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Dot products of rows ``left[k]`` and ``right[k]`` of t [G, B, W] (flat row indices)."""
+    rows = t.reshape(-1, t.shape[-1])
+    return torch.linalg.vecdot(rows[left], rows[right])
 
 
 def _sq_norm(t: torch.Tensor) -> torch.Tensor:
@@ -488,7 +522,8 @@ def _mlp_taps(
         upstream = torch.bmm(deltas[0], params[2 * layer])
         if masks:
             upstream.mul_(masks[layer - 1])
-        deltas.insert(0, upstream.mul_(relus[layer - 1] > 0))
+        deltas.insert(0, torch.ops.aten.threshold_backward.grad_input(
+            upstream, relus[layer - 1], 0, grad_input=upstream))
     return [("linear", a, g) for a, g in zip(inputs, deltas, strict=True)]
 
 
@@ -673,6 +708,10 @@ def _train(
     inputs = torch.from_numpy(data.inputs).to(device)
     labels = torch.from_numpy(data.labels).to(device)
     clip = privacy.max_grad_norm
+    noise_buffer = torch.empty((min(limit, len(members)), sum(sizes)))
+    stds = torch.tensor([mb.acct.sigma * clip for mb in members], dtype=torch.float32)
+    scales = torch.tensor([1.0 / mb.acct.expected_batch for mb in members], dtype=torch.float32,
+                          device=device)
 
     for step in range(int(steps[0])):
         active = int((steps > step).sum())
@@ -687,34 +726,43 @@ def _train(
                 for j, (rows, units) in enumerate(batches):
                     index[j, : rows.size] = torch.from_numpy(rows)
                     unit[j, : rows.size] = torch.from_numpy(units)
-                masks = None
-                if widths:
-                    drawn = []
-                    for mb, (rows, _) in zip(group, batches, strict=True):
-                        layer_masks = []
-                        for w in widths:
-                            mask = torch.zeros((width, w))
-                            mask[: rows.size] = dropout_mask((rows.size, w), spec.dropout, mb.drop)
-                            layer_masks.append(mask)
-                        drawn.append(layer_masks)
-                    masks = [torch.stack(layer).to(device) for layer in zip(*drawn, strict=True)]
+                masks = _dropout_masks(spec, widths, group, batches, width, device)
                 index, unit = index.to(device), unit.to(device)
                 shared = any(mb.shared for mb in group) and _has_shared_units(unit)
                 grads, _ = clipped_gradients(
                     spec, [p[lo:hi] for p in params], inputs[index], labels[index], unit, clip,
                     masks, shared_units=shared,
                 )
-            else:
+            else:  # nobody sampled: the step is noise alone
                 grads = [torch.zeros((hi - lo, *s), device=device) for s in shapes]
-            noise = torch.stack([
-                torch.randn(sum(sizes), generator=mb.noise) * (mb.acct.sigma * clip) for mb in group
-            ]).to(device)
-            scale = torch.tensor(
-                [1.0 / mb.acct.expected_batch for mb in group], dtype=torch.float32, device=device
-            )
-            noisy = []
+            drawn = noise_buffer[: hi - lo]
+            for row, mb in zip(drawn, group, strict=True):
+                row.normal_(generator=mb.noise)  # the draws of torch.randn from this generator
+            noise = drawn.mul_(stds[lo:hi, None]).to(device)
+            scale = scales[lo:hi]
             for g, part, s in zip(grads, torch.split(noise, sizes, dim=1), shapes, strict=True):
-                view = (-1,) + (1,) * len(s)
-                noisy.append((g + part.reshape(-1, *s)) * scale.view(view))
-            adam.step(lo, hi, noisy)
+                g.add_(part.reshape(-1, *s)).mul_(scale.view((-1,) + (1,) * len(s)))
+            adam.step(lo, hi, grads)
     return params, order
+
+
+def _dropout_masks(
+    spec: ModelSpec,
+    widths: list[int],
+    group: list[_Member],
+    batches: list[tuple[np.ndarray, np.ndarray]],
+    width: int,
+    device: torch.device,
+) -> list[torch.Tensor] | None:
+    """Each model's dropout masks for its own batch rows (drawn from its own generator), padded."""
+    if not widths:
+        return None
+    drawn = []
+    for mb, (rows, _) in zip(group, batches, strict=True):
+        layer_masks = []
+        for w in widths:
+            mask = torch.zeros((width, w))
+            mask[: rows.size] = dropout_mask((rows.size, w), spec.dropout, mb.drop)
+            layer_masks.append(mask)
+        drawn.append(layer_masks)
+    return [torch.stack(layer).to(device) for layer in zip(*drawn, strict=True)]
