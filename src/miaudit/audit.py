@@ -178,7 +178,7 @@ def run_audit(
     spec = config.audit
     if cohort.num_patients < 4:
         raise InputError(
-            f"cohort {cohort.name}: {cohort.num_patients} patients; an audit needs at least 4 "
+            f"cohort {cohort.name}: {cohort.num_patients} patients; an audit needs ≥ 4 "
             "(each model trains on half of them): add patients or check cohort.patient_id"
         )
     timings["cohort_s"] = time.perf_counter() - t0
