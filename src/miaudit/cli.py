@@ -65,6 +65,17 @@ class _RichProgress:
             self.progress.advance(self.task, n)
 
 
+def _progress_bars() -> Progress:
+    """The stage bars shared by `audit` and `sweep` (on stderr, so stdout stays the summary)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
 @app.command()
 @_guard
 def datasets() -> None:
@@ -136,14 +147,7 @@ def audit(
     runner = make_executor(cfg.executor)
     name = cfg.cohort.dataset or (config.stem if config else "audit")
     run_dir = out or Path("runs") / name
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as bars:
+    with _progress_bars() as bars:
         result = run_audit(
             cfg, run_dir, force=force, progress=_RichProgress(bars), executor=runner
         )
@@ -223,13 +227,7 @@ def sweep(
     except ValidationError as err:
         raise InputError(validation_message(err, str(config)).replace(": ", ": sweep.", 1)) from None
     run_dir = out or Path("runs") / config.stem
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as bars:
+    with _progress_bars() as bars:
         table = run_sweep(cfg, spec, run_dir, force=force, progress=_RichProgress(bars))
     wanted = ["point", "parameters", "epsilon", "max_auc", "diagnostic_auroc", "attack_auc"]
     wanted += [c for c in table.columns if str(c).startswith("high_risk_0")]
