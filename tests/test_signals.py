@@ -35,6 +35,34 @@ def exact(logit_row, positive):
     return float(conf), float(prob), float(-mpmath.log(prob))
 
 
+def exact_multilabel(logit_row, positive):
+    """(confidence, probability, loss) of independent sigmoid findings, 50-digit arithmetic."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    log_p = mpmath.mpf(0)
+    for z, p in zip(logit_row, positive, strict=True):
+        a = mpmath.mpf(float(z)) if p else -mpmath.mpf(float(z))
+        log_p -= mpmath.log1p(mpmath.exp(-a))
+    prob = mpmath.exp(log_p)
+    conf = log_p - mpmath.log(-mpmath.expm1(log_p))
+    return float(conf), float(prob), float(-log_p)
+
+
+def check_exact_multilabel(logits, labels):
+    conf = logit_confidence(logits, labels)
+    prob = true_class_probability(logits, labels)
+    loss = cross_entropy(logits, labels)
+    m, n, v, _ = logits.shape
+    for mi in range(m):
+        for ni in range(n):
+            for vi in range(v):
+                want = exact_multilabel(list(logits[mi, ni, vi]), [bool(x) for x in labels[ni]])
+                got = (conf[mi, ni, vi], prob[mi, ni, vi], loss[mi, ni, vi])
+                for g, w in zip(got, want, strict=True):
+                    assert math.isfinite(g)
+                    assert g == pytest.approx(w, rel=1e-10, abs=1e-300)
+
+
 def positives(label, k):
     if np.ndim(label) == 1:
         return [bool(v) for v in label]
@@ -65,14 +93,37 @@ def test_signals_equal_high_precision_values(k):
     check_exact(logits, labels)
 
 
-def test_multilabel_mass_is_the_sum_over_positive_labels():
+def test_multilabel_probability_is_the_product_of_the_findings_sigmoids():
     rng = np.random.default_rng(7)
-    logits = rng.normal(0, 5, size=(3, 4, 1, 4))
-    labels = np.array([[1, 0, 1, 0], [0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
-    check_exact(logits, labels)
-    softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-    mass = (softmax * labels[None, :, None, :]).sum(axis=-1)
-    np.testing.assert_allclose(true_class_probability(logits, labels), mass, rtol=1e-12)
+    logits = rng.normal(0, 5, size=(3, 5, 1, 4))
+    # rows with no finding and with every finding are ordinary records
+    labels = np.array([[1, 0, 1, 0], [0, 1, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 1]])
+    check_exact_multilabel(logits, labels)
+    sig = 1.0 / (1.0 + np.exp(-np.where(labels[None, :, None, :] == 1, logits, -logits)))
+    np.testing.assert_allclose(true_class_probability(logits, labels), sig.prod(axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [40.0, -40.0, 40.0],  # memorised: p within 1e-17 of 1
+        [800.0, -900.0, 1e4],  # every sigmoid rounds to 1 in float64
+        [1e-9, 50.0, -50.0],
+        [-1e4, 1e4, -1e4],  # confidently wrong
+        [3.0, -2.0, 0.5],
+    ],
+)
+def test_multilabel_extremes_are_exact(row):
+    logits = np.array(row, dtype=np.float64)[None, None, None, :]
+    check_exact_multilabel(logits, np.array([[1, 0, 1]]))
+
+
+def test_one_finding_is_the_binary_case():
+    z = np.array([-30.0, -2.0, 0.0, 1.5, 35.0])
+    logits = z[None, :, None, None]
+    y = np.array([1, 0, 1, 1, 0])
+    got = logit_confidence(logits, y[:, None].repeat(1, axis=1))
+    np.testing.assert_allclose(got[0, :, 0], np.where(y == 1, z, -z), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -166,8 +217,6 @@ def test_logit_shapes_are_checked(shape, match):
         (np.array([0, -1, 1]), "record 1 has label -1"),
         (np.array([0, 1]), "2 labels for 3 records"),
         (np.array([0.0, 1.5, 1.0]), "record 1"),
-        (np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0]]), "record 1 has no positive label"),
-        (np.array([[1, 0, 0], [0, 1, 0], [1, 1, 1]]), "record 2 has no negative label"),
         (np.array([[1, 0, 0], [0, 2, 0], [1, 0, 0]]), "record 1 has multi-hot values"),
         (np.array([[1, 0], [0, 1], [1, 0]]), "do not match"),
     ],

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
+from scipy.special import expit, softmax
 from sklearn.metrics import roc_auc_score
 
 
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities [M, N, K] averaged over query views (softmax per view)."""
+def probabilities(logits: np.ndarray, multilabel: bool = False) -> np.ndarray:
+    """Class probabilities [M, N, K] averaged over query views.
+
+    Softmax per view for single-label models; for multi-label models each finding has its
+    own sigmoid (they are trained with binary cross-entropy).
+    """
     logits = np.asarray(logits, dtype=np.float64)
+    if multilabel:
+        return expit(logits).mean(axis=2)
     if logits.shape[-1] == 1:
         logits = np.concatenate([np.zeros_like(logits), logits], axis=-1)
     return softmax(logits, axis=-1).mean(axis=2)
@@ -48,8 +54,8 @@ def model_performance(
     The test set is the model's OUT records, or the held-out records (never IN for any
     model) when the plan has them, so that every model is measured on the same patients.
     """
-    probs = probabilities(logits)
     multilabel = labels.ndim == 2
+    probs = probabilities(logits, multilabel)
     rows = []
     for m in range(probs.shape[0]):
         inside = keep[m]

@@ -3,15 +3,21 @@
 Shapes: ``logits`` is [M, N, V, K] (models, records, views, classes) or [N, V, K] for one
 model; the signal then has shape [M, N, V] (or [N, V]). K = 1 means a single binary logit z,
 the same as the two logits [0, z]. ``labels`` is [N] int in 0..K-1 (0..1 when K = 1), or an
-[N, K] 0/1 multi-hot matrix for multi-label tasks, where the true-class probability mass is
-the sum of the softmax probabilities over the positive labels.
+[N, K] 0/1 multi-hot matrix for multi-label tasks (several findings per image or ECG).
 
-Every signal is derived in float64 from the same two log-sum-exps: the log softmax mass of
-the positive labels (``lse_pos``) and of the negative ones (``lse_neg``). The logit-scaled
-confidence is ``lse_pos - lse_neg`` = log p_y - log Σ_{j≠y} p_j; the probability is its
-sigmoid and the loss its softplus of the negative. No signal is ever taken as log(p) of a
-rounded probability, so logits of ±1e4 still give finite, exact confidences and losses
-(a probability itself may underflow to 0 or round to 1, which is what a probability is).
+Single-label (softmax) models: every signal is derived in float64 from two log-sum-exps, the
+log softmax mass of the true class (``lse_pos``) and of the others (``lse_neg``). The
+logit-scaled confidence is ``lse_pos - lse_neg`` = log p_y - log Σ_{j≠y} p_j.
+
+Multi-label models output one independent sigmoid logit per finding (trained with binary
+cross-entropy), so the probability of a record's labels is the product over findings,
+p = Π_k σ(±z_k), and the confidence is its logit, log p - log(1 - p). A row with no positive
+finding ("no finding") is an ordinary record; with K = 1 this is exactly the binary case.
+
+In both cases the probability is the sigmoid of the confidence and the loss the softplus of
+its negative. No signal is ever taken as log(p) of a rounded probability, so logits of ±1e4
+still give finite, exact confidences and losses (a probability itself may underflow to 0 or
+round to 1, which is what a probability is).
 """
 
 from __future__ import annotations
@@ -119,17 +125,7 @@ def _as_labels(labels: ArrayLike, n: int, k: int) -> NDArray[np.intp] | NDArray[
                 f"labels: record {first} has multi-hot values {lab[first].tolist()}; a "
                 f"multi-hot row must hold only 0 and 1"
             )
-        mask = lab.astype(bool)
-        npos = mask.sum(axis=1)
-        for what, rows in (("no positive", npos == 0), ("no negative", npos == k)):
-            if rows.any():
-                first = int(np.argmax(rows))
-                raise InputError(
-                    f"labels: record {first} has {what} label (multi-hot row "
-                    f"{lab[first].tolist()}); the true-class mass needs at least one positive "
-                    f"and one negative label - fix or drop that record"
-                )
-        return mask
+        return lab.astype(bool)
     raise InputError(
         f"labels: expected shape [N] (class indices) or [N, K] (multi-hot), got {lab.shape}"
     )
@@ -150,16 +146,40 @@ def _confidence_block(block: NDArray, labels: NDArray) -> NDArray[np.float64]:
     if k == 1:
         sign = np.where(labels == 1, 1.0, -1.0)[:, None]
         return z[..., 0] * sign
-    if labels.ndim == 1:
-        if k == 2:
-            sign = np.where(labels == 1, 1.0, -1.0)[:, None]
-            return (z[..., 1] - z[..., 0]) * sign
-        pos = np.zeros((labels.shape[0], k), dtype=bool)
-        pos[np.arange(labels.shape[0]), labels] = True
-    else:
-        pos = labels
+    if labels.ndim == 2:
+        return _multilabel_confidence(z, labels)
+    if k == 2:
+        sign = np.where(labels == 1, 1.0, -1.0)[:, None]
+        return (z[..., 1] - z[..., 0]) * sign
+    pos = np.zeros((labels.shape[0], k), dtype=bool)
+    pos[np.arange(labels.shape[0]), labels] = True
     pos = pos[:, None, :]
     return _masked_lse(z, pos) - _masked_lse(z, ~pos)
+
+
+#: Below this |log p| the joint probability of a record's findings is within 1e-8 of 1 and
+#: log(1 - p) is taken from log|log p| (series) instead of expm1, which would lose digits.
+_NEAR_ONE = 1e-8
+
+
+def _multilabel_confidence(z: NDArray[np.float64], positive: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """logit of p = Π_k σ(a_k), a_k = ±z_k the log-odds of finding k being as labelled.
+
+    log p = -Σ softplus(-a_k). Where p is near 1 (a memorised record), log(1 - p) ≈
+    log(-log p) + (log p)/2, and log(-log p) = lse_k log softplus(-a_k) stays exact even when
+    every softplus(-a_k) underflows (a_k > 745).
+    """
+    a = np.where(positive[:, None, :], z, -z)
+    soft = np.logaddexp(0.0, -a)  # -log σ(a_k) ≥ 0
+    log_p = -soft.sum(axis=-1)
+    with np.errstate(divide="ignore"):
+        log_soft = np.where(a > 30.0, -a, np.log(soft))
+    top = log_soft.max(axis=-1, keepdims=True)
+    log_minus_log_p = np.log(np.exp(log_soft - top).sum(axis=-1)) + top[..., 0]
+    near_one = -log_p < _NEAR_ONE
+    with np.errstate(divide="ignore"):
+        far = log_p - np.log(-np.expm1(np.minimum(log_p, -_NEAR_ONE)))
+    return np.where(near_one, log_p / 2.0 - log_minus_log_p, far)
 
 
 def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
@@ -182,7 +202,10 @@ def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64
 
 
 def true_class_probability(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
-    """Softmax probability of the true class (sum over positives if multi-label): RMIA's statistic.
+    """Probability of the record's true label(s): RMIA's statistic.
+
+    Softmax probability of the true class; for multi-label, the product of the findings'
+    sigmoid probabilities.
 
     Equal to sigmoid(logit confidence), evaluated stably in float64.
     """
