@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import tomllib
 from pathlib import Path
+
+from miaudit.config import parse_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,3 +26,11 @@ def test_readme_python_example_runs() -> None:
     # … while the ten planted records' patients are the most exposed
     top = set(namespace["np"].argsort(-exposure)[:10].tolist())  # type: ignore[attr-defined]
     assert top == set(range(10))
+
+
+def test_readme_configs_are_valid() -> None:
+    """Every TOML example in the README passes the config schema (unknown keys are errors)."""
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        parse_config(tomllib.loads(block), "README.md")

@@ -18,7 +18,8 @@ import pandas as pd
 from miaudit import attacks, risk
 from miaudit.cohort import Cohort
 from miaudit.config import AuditConfig, AuditSpec, CohortConfig, to_toml
-from miaudit.datasets import load_builtin, load_table_cohort, make_synthetic_tabular
+from miaudit.datasets import load_builtin, load_table_cohort
+from miaudit.datasets.media import MediaSpec, load_media_cohort
 from miaudit.datasets.tabular import TableSpec
 from miaudit.diagnostics import model_performance, summarise_performance
 from miaudit.errors import InputError
@@ -72,7 +73,10 @@ def load_cohort(cfg: CohortConfig) -> Cohort:
     if cfg.dataset is not None:
         cohort = load_builtin(cfg.dataset)
     elif cfg.synthetic is not None:
-        cohort, _ = make_synthetic_tabular(**cfg.synthetic.model_dump())
+        cohort, _ = cfg.synthetic.make()
+    elif cfg.is_media:
+        fields = set(MediaSpec.model_fields) & set(cfg.model_fields_set)
+        cohort = load_media_cohort(MediaSpec(**cfg.model_dump(include=fields | {"path"})))
     else:
         spec = TableSpec(
             **cfg.model_dump(
@@ -211,6 +215,8 @@ def run_audit(
             device=config.executor.device,
             privacy=config.privacy,
             patient=cohort.patient,
+            views=config.views,
+            modality=cohort.modality,
         )
 
         def on_done(models: np.ndarray, logits: np.ndarray) -> None:
@@ -292,5 +298,7 @@ def cohort_info(cohort: Cohort) -> dict[str, Any]:
         "classes": list(cohort.class_names),
         "features": len(cohort.feature_names),
         "modality": cohort.modality,
+        "input_shape": [int(d) for d in cohort.inputs.shape[1:]],
+        "multilabel": cohort.multilabel,
         "attributes": list(cohort.attributes.columns),
     }

@@ -19,6 +19,7 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec
 from miaudit.training import TrainingSpec
 from miaudit.training.dp import DPSpec
+from miaudit.views import ViewSpec
 
 ATTACK_NAMES = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
 #: Attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
@@ -32,16 +33,105 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SyntheticSpec(_Strict):
-    """Parameters of the synthetic cohort (for demos and tests)."""
+#: Keys of [cohort.synthetic] that only one modality uses.
+_SYNTHETIC_ONLY = {
+    "num_features": "table",
+    "image_size": "image",
+    "channels": "image",
+    "leads": "signal",
+    "length": "signal",
+    "sampling_rate": "signal",
+}
 
+
+#: Defaults of [cohort.synthetic] for images and signals (those of their generators).
+_MEDIA_SYNTHETIC_DEFAULTS = {
+    "num_patients": 300,
+    "rare_fraction": 0.05,
+    "num_atypical": 5,
+    "num_mislabelled": 5,
+    "max_records_per_patient": 2,
+}
+
+
+class SyntheticSpec(_Strict):
+    """Parameters of the synthetic cohort (for demos and tests): a table, images or ECGs."""
+
+    modality: Literal["table", "image", "signal"] = "table"
     num_patients: int = Field(2000, ge=20)
     num_features: int = Field(20, ge=2)
     rare_fraction: float = Field(0.02, gt=0, lt=0.5)
     num_atypical: int = Field(10, ge=0)
     num_mislabelled: int = Field(10, ge=0)
     max_records_per_patient: int = Field(1, ge=1)
+    num_labels: int | None = Field(None, ge=2, description="images/signals: K findings (multi-label)")
+    image_size: tuple[int, int] = (16, 16)
+    channels: Literal[1, 3] = 1
+    leads: int = Field(3, ge=1)
+    length: int = Field(500, ge=16)
+    sampling_rate: float = Field(100.0, gt=0)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _modality_keys(self) -> SyntheticSpec:
+        if self.modality != "table":
+            # image/ECG cohorts default to the generators' own sizes (CNNs train slower)
+            for key, value in _MEDIA_SYNTHETIC_DEFAULTS.items():
+                if key not in self.model_fields_set:
+                    setattr(self, key, value)
+        fields = type(self).model_fields
+        wrong = sorted(
+            k
+            for k in self.model_fields_set
+            if _SYNTHETIC_ONLY.get(k, self.modality) != self.modality
+            and getattr(self, k) != fields[k].get_default()
+        )
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} do not apply to modality "
+                f"{self.modality!r}; remove them or set cohort.synthetic.modality"
+            )
+        if self.modality == "table" and self.num_labels is not None:
+            raise ValueError(
+                "cohort.synthetic.num_labels: multi-label synthetic cohorts are images or "
+                "signals; set modality = \"image\" or \"signal\""
+            )
+        return self
+
+    def make(self) -> tuple[Any, Any]:
+        """The synthetic cohort and its planted cases."""
+        from miaudit.datasets import make_synthetic_tabular
+        from miaudit.datasets.synthetic_media import make_synthetic_ecg, make_synthetic_images
+
+        common = self.model_dump(
+            include={
+                "num_patients",
+                "rare_fraction",
+                "num_atypical",
+                "num_mislabelled",
+                "max_records_per_patient",
+                "seed",
+            }
+        )
+        if self.modality == "table":
+            return make_synthetic_tabular(num_features=self.num_features, **common)
+        if self.modality == "image":
+            return make_synthetic_images(
+                image_size=self.image_size, channels=self.channels, num_labels=self.num_labels,
+                **common,
+            )
+        return make_synthetic_ecg(
+            leads=self.leads, length=self.length, sampling_rate=self.sampling_rate,
+            num_labels=self.num_labels, **common,
+        )
+
+
+#: [cohort] keys that only tables use, and keys that only image/signal cohorts use.
+_TABLE_KEYS = ("features", "exclude", "positive", "categorical")
+_MEDIA_KEYS = (
+    "path_column", "root", "array", "labels", "label_separator", "splits", "image_size",
+    "channels", "sampling_rate", "length", "leads", "standardize",
+)
 
 
 class CohortConfig(_Strict):
@@ -58,6 +148,35 @@ class CohortConfig(_Strict):
     attributes: list[str] = Field(default_factory=list)
     positive: str | None = None
     categorical: list[str] | None = None
+    # image and signal cohorts (see miaudit.datasets.media.MediaSpec)
+    modality: Literal["table", "image", "signal"] | None = None
+    path_column: str | None = None
+    root: Path | None = None
+    array: Path | None = None
+    labels: list[str] | None = None
+    label_separator: str | None = None
+    splits: list[str] | None = None
+    image_size: tuple[int, int] | None = None
+    channels: Literal[1, 3] | None = None
+    sampling_rate: float | None = Field(None, gt=0)
+    length: int | None = Field(None, ge=1)
+    leads: list[str] | None = None
+    standardize: bool | None = None
+
+    @property
+    def is_media(self) -> bool:
+        """Images or signals read by ``datasets.media`` (an index with a modality, or a .npz)."""
+        if self.path is None:
+            return False
+        return self.modality in ("image", "signal") or self.path.suffix.lower() == ".npz"
+
+    def input_modality(self) -> str:
+        """The modality the config asks for, known before any data is read."""
+        if self.synthetic is not None:
+            return self.synthetic.modality
+        if self.is_media:
+            return self.modality or "image"
+        return "table"
 
     @model_validator(mode="after")
     def _one_source(self) -> CohortConfig:
@@ -65,9 +184,45 @@ class CohortConfig(_Strict):
         if sum(sources) != 1:
             raise ValueError(
                 "give exactly one of cohort.dataset (a built-in cohort, see `miaudit datasets`), "
-                "cohort.path (your CSV/Parquet file) or a [cohort.synthetic] table"
+                "cohort.path (your CSV/Parquet table, image/signal index or MedMNIST .npz) or a "
+                "[cohort.synthetic] table"
             )
-        if self.path is not None and self.label is None:
+        # keys holding a non-default value (a dumped config repeats the defaults)
+        defaults = type(self).model_fields
+        given = {
+            k
+            for k in self.model_fields_set
+            if getattr(self, k) != defaults[k].get_default(call_default_factory=True)
+        }
+        if self.path is None:
+            stray = [k for k in (*_TABLE_KEYS, *_MEDIA_KEYS, "modality") if k in given]
+            if stray:
+                raise ValueError(
+                    f"cohort.{stray[0]} describes a file given by cohort.path; remove it or give "
+                    "cohort.path"
+                )
+            return self
+        if self.is_media:
+            stray = [k for k in _TABLE_KEYS if k in given]
+            if stray:
+                raise ValueError(
+                    f"cohort.{stray[0]} applies to tables only; an image/signal cohort uses "
+                    "every pixel/sample as input (remove it)"
+                )
+            is_npz = self.path.suffix.lower() == ".npz"
+            if not is_npz and self.label is None and self.labels is None:
+                raise ValueError(
+                    "cohort.path (an image/signal index) needs cohort.label (one label column) or "
+                    "cohort.labels (several 0/1 finding columns)"
+                )
+            return self
+        stray = [k for k in _MEDIA_KEYS if k in given]
+        if stray:
+            raise ValueError(
+                f"cohort.{stray[0]} applies to image/signal cohorts; set cohort.modality = "
+                "\"image\" or \"signal\" for an index of image/signal files, or remove it"
+            )
+        if self.label is None:
             raise ValueError("cohort.path needs cohort.label: the column holding the diagnostic target")
         return self
 
@@ -151,6 +306,12 @@ class ExecutorSpec(_Strict):
     max_retries: int = Field(2, ge=0)
 
 
+#: The family a modality gets when [model] family is not given.
+_DEFAULT_FAMILY = {"table": "mlp", "image": "wrn", "signal": "resnet1d"}
+#: Modality each convolutional family takes.
+_CONV_FAMILY_MODALITY = {"wrn": "image", "resnet1d": "signal"}
+
+
 class AuditConfig(_Strict):
     """One audit: cohort, model recipe, training recipe, audit and report options."""
 
@@ -161,6 +322,57 @@ class AuditConfig(_Strict):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    views: ViewSpec = Field(default_factory=ViewSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_for_modality(cls, data: Any) -> Any:
+        """Without [model] family, images get the WRN and signals the 1-D ResNet.
+
+        The MLP default suits tables only; picking the matching CNN lets an image or ECG
+        audit run from a [cohort] table alone.
+        """
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model")
+        if isinstance(model, dict) and "family" in model:
+            return data
+        if isinstance(model, ModelSpec) and "family" in model.model_fields_set:
+            return data
+        try:
+            cohort = CohortConfig.model_validate(data.get("cohort", {"dataset": "rhc"}))
+        except ValidationError:
+            return data  # reported by the field's own validation
+        family = _DEFAULT_FAMILY[cohort.input_modality()]
+        if family != "mlp":
+            base = model.model_dump(exclude_unset=True) if isinstance(model, ModelSpec) else dict(model or {})
+            data = {**data, "model": {**base, "family": family}}
+        return data
+
+    @model_validator(mode="after")
+    def _model_fits_cohort(self) -> AuditConfig:
+        modality = self.cohort.input_modality()
+        wanted = _DEFAULT_FAMILY[modality]
+        family = self.model.family
+        if (family in _CONV_FAMILY_MODALITY) != (modality != "table") or (
+            family in _CONV_FAMILY_MODALITY and _CONV_FAMILY_MODALITY[family] != modality
+        ):
+            raise ValueError(
+                f"model.family = {family!r} does not take {modality} records; use "
+                f"family = \"{wanted}\" for this cohort"
+                + ("" if modality == "table" else " (or leave [model] family unset)")
+            )
+        if modality == "table" and (self.views.flip or self.views.shift):
+            raise ValueError(
+                "views: tables have one view (the record itself); remove the [views] table"
+            )
+        if family in _CONV_FAMILY_MODALITY and self.privacy.enabled:
+            raise ValueError(
+                f"privacy: patient-level DP-SGD is implemented for the table families; "
+                f"model.family = {family!r} cannot be trained privately yet — remove "
+                "[privacy] epsilon or audit a table cohort"
+            )
+        return self
 
     def training_hash(self) -> str:
         """Hash of everything the trained models depend on (not attacks, report or executor).
@@ -169,10 +381,26 @@ class AuditConfig(_Strict):
         shards of two experiments. Scoring is recomputed from the shards on every run, so
         changing the attacks or thresholds reuses the trained models.
         """
-        science = self.model_dump(mode="json", include={"cohort", "model", "training", "privacy"})
-        # where the table lies is not science (the data fingerprint binds its content), so a
-        # run and its data can move to another folder or machine and still resume
-        science["cohort"].pop("path", None)
+        science = self.model_dump(
+            mode="json", include={"cohort", "model", "training", "privacy", "views"}
+        )
+        # where the files lie is not science (the data fingerprint binds their content), so
+        # a run and its data can move to another folder or machine and still resume
+        for key in ("path", "root", "array"):
+            science["cohort"].pop(key, None)
+        # keys added for images and signals are left out where unused, so runs of tables
+        # made before them keep their hash
+        for key in ("modality", *_MEDIA_KEYS):
+            if science["cohort"].get(key) is None:
+                science["cohort"].pop(key, None)
+        synthetic = science["cohort"].get("synthetic")
+        if synthetic and synthetic["modality"] == "table":
+            for key in ("modality", "num_labels", *(k for k, m in _SYNTHETIC_ONLY.items() if m != "table")):
+                synthetic.pop(key, None)
+        if self.model.family != "resnet1d":
+            science["model"].pop("kernel_size", None)  # a resnet1d knob only
+        if science["views"] == ViewSpec().model_dump(mode="json"):
+            science.pop("views")  # runs made before views existed keep their hash
         science["audit"] = {
             "models": self.audit.models,
             "seed": self.audit.seed,
@@ -224,9 +452,11 @@ def load_config(path: Path, *, tables: tuple[str, ...] = ()) -> Any:
     data = read_toml(path)
     extra = {name: data.pop(name) for name in tables if name in data}
     cohort = data.get("cohort")
-    if isinstance(cohort, dict) and isinstance(cohort.get("path"), str):
-        p = Path(cohort["path"]).expanduser()
-        cohort["path"] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    if isinstance(cohort, dict):
+        for key in ("path", "root", "array"):
+            if isinstance(cohort.get(key), str):
+                p = Path(cohort[key]).expanduser()
+                cohort[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
     config = parse_config(data, str(path))
     return (config, extra) if tables else config
 

@@ -20,6 +20,7 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec
 from miaudit.training import TrainingSpec, train_group
 from miaudit.training.dp import DPSpec, train_group_dp
+from miaudit.views import ViewSpec, make_views
 
 if TYPE_CHECKING:
     from miaudit.config import ExecutorSpec
@@ -51,6 +52,8 @@ class TrainingJob:
     device: str | None = None
     privacy: DPSpec | None = None
     patient: np.ndarray | None = None  # [N] patient index (DP clips per patient)
+    views: ViewSpec | None = None  # query views (training augmentation and scoring)
+    modality: str = "table"
 
     def train(self, models: np.ndarray) -> np.ndarray:
         """Train the models with these global indices; logits [G, N, V, K]."""
@@ -67,6 +70,9 @@ class TrainingJob:
                 self.seed,
                 device=self.device,
             )
+        views = None
+        if self.views is not None and self.modality != "table":
+            views = make_views(self.views, self.modality, tuple(self.inputs.shape[1:]))
         return train_group(
             self.model,
             self.training,
@@ -76,6 +82,7 @@ class TrainingJob:
             [int(m) for m in models],
             self.seed,
             device=self.device,
+            views=views,
         )
 
 

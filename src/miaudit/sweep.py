@@ -94,7 +94,13 @@ def _capacity_points(model: ModelSpec, sweep: SweepSpec) -> list[tuple[str, dict
     axes = [(knob, getattr(sweep, key)) for key, knob in _KNOBS.items() if getattr(sweep, key)]
     if not axes:
         return [("", {})]
-    unused = {"logistic": {"width", "depth", "blocks"}, "mlp": {"blocks"}, "tabresnet": {"depth"}}
+    unused = {
+        "logistic": {"width", "depth", "blocks"},
+        "mlp": {"blocks"},
+        "tabresnet": {"depth"},
+        "wrn": {"depth"},
+        "resnet1d": {"depth"},
+    }
     for knob, _ in axes:
         if knob in unused[model.family]:
             raise InputError(
@@ -192,7 +198,11 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
     # the columns a reader looks at first come first (the CLI prints the leading ones)
     row: dict[str, Any] = {
         "point": name,
-        "parameters": count_parameters(cfg.model, cohort["features"], len(cohort["classes"])),
+        "parameters": count_parameters(
+            cfg.model,
+            tuple(cohort["input_shape"]) if cohort["modality"] != "table" else cohort["features"],
+            len(cohort["classes"]),
+        ),
         "epsilon": math.inf if eps_target is None else float(eps_target),
         "max_auc": bound,
         "diagnostic_auroc": summary["diagnostic"]["auroc_mean"],

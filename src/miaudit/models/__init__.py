@@ -22,6 +22,19 @@ Families
     LayerNorm → ReLU → Linear head. LayerNorm rather than BatchNorm keeps every record's
     output independent of the other records in its batch, so training and evaluation
     compute the same function and models trained side by side cannot couple.
+``wrn``
+    A WRN-style CNN for images [B, C, H, W]: three stages of ``blocks`` pre-activation
+    residual blocks of ``width``, 2·``width`` and 4·``width`` channels, GroupNorm
+    (see ``models/conv.py``). ``width`` defaults to 16 and ``blocks`` to 2, i.e. WRN-16-1.
+``resnet1d``
+    The same network with 1-D convolutions of ``kernel_size`` (default 7) for signals
+    [B, L, T], leads as channels.
+
+The conv families have no ``depth`` knob: their depth is ``blocks`` (residual blocks per
+stage; WRN-d has blocks = (d - 4) / 6), so a ``depth`` other than the default is rejected
+rather than silently ignored. ``kernel_size`` is ``resnet1d``'s alone (``wrn`` is 3×3).
+Their modules take a record shape, (C, H, W) or (L, T), where the table families take a
+feature count.
 
 Neural families take their L2 penalty from ``TrainingSpec.weight_decay`` (the coupled
 weight decay of ``torch.optim.Adam``, the gradient of ``weight_decay/2 * ||θ||^2``);
@@ -33,16 +46,23 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, Self
 
 import pydantic
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAMILIES: tuple[str, ...] = ("logistic", "mlp", "tabresnet")
+FAMILIES: tuple[str, ...] = ("logistic", "mlp", "tabresnet", "wrn", "resnet1d")
+CONV_FAMILIES: tuple[str, ...] = ("wrn", "resnet1d")
+#: ``width`` of the conv families when the user gives none (the table families' is 128).
+CONV_WIDTH = 16
+
+Shape = int | tuple[int, ...]
 
 __all__ = [
+    "CONV_FAMILIES",
+    "CONV_WIDTH",
     "FAMILIES",
     "MLP",
     "LayerNorm",
@@ -53,6 +73,7 @@ __all__ = [
     "count_parameters",
     "dropout_mask",
     "init_parameters",
+    "is_conv",
     "parameter_shapes",
 ]
 
@@ -60,14 +81,46 @@ __all__ = [
 class ModelSpec(pydantic.BaseModel, extra="forbid"):
     """One model family and its capacity knobs (unknown keys are rejected)."""
 
-    family: Literal["logistic", "mlp", "tabresnet"] = "mlp"
-    width: int = pydantic.Field(128, ge=1, description="hidden units per layer (mlp, tabresnet)")
+    family: Literal["logistic", "mlp", "tabresnet", "wrn", "resnet1d"] = "mlp"
+    width: int = pydantic.Field(
+        128, ge=1,
+        description="hidden units per layer (mlp, tabresnet); first-stage channels (wrn, "
+        "resnet1d), where it defaults to 16",
+    )
     depth: int = pydantic.Field(2, ge=0, description="hidden layers (mlp)")
-    blocks: int = pydantic.Field(2, ge=0, description="residual blocks (tabresnet)")
-    dropout: float = pydantic.Field(0.0, ge=0.0, lt=1.0, description="dropout (mlp, tabresnet)")
+    blocks: int = pydantic.Field(
+        2, ge=0, description="residual blocks (tabresnet); residual blocks per stage (wrn, resnet1d)"
+    )
+    dropout: float = pydantic.Field(0.0, ge=0.0, lt=1.0, description="dropout (all but logistic)")
     l2: float = pydantic.Field(
         1e-4, ge=0.0, description="ridge strength of the logistic objective (logistic only)"
     )
+    kernel_size: int = pydantic.Field(7, ge=1, description="odd convolution length (resnet1d only)")
+
+    @pydantic.model_validator(mode="after")
+    def _family_defaults(self) -> Self:
+        """Fill the conv families' own defaults and reject knobs they would silently ignore."""
+        fields = type(self).model_fields
+        if self.family in CONV_FAMILIES:
+            if "width" not in self.model_fields_set:
+                self.width = CONV_WIDTH
+            if self.depth != fields["depth"].default:
+                raise ValueError(
+                    f"depth: the {self.family} family has no depth knob; its depth is blocks "
+                    "(residual blocks in each of 3 stages: WRN-16 is blocks = 2, WRN-28 is "
+                    "blocks = 4), so set blocks and remove depth"
+                )
+        if self.kernel_size != fields["kernel_size"].default and self.family != "resnet1d":
+            raise ValueError(
+                f"kernel_size: only the resnet1d family has a kernel_size knob (wrn is 3×3); "
+                f"remove it for the {self.family} family"
+            )
+        if self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"kernel_size: must be odd so that a convolution keeps the signal length, got "
+                f"{self.kernel_size}; use {self.kernel_size + 1}"
+            )
+        return self
 
     def capacity(self) -> dict[str, float | int]:
         """The knob values that change this family's capacity, for reports and sweeps."""
@@ -75,7 +128,16 @@ class ModelSpec(pydantic.BaseModel, extra="forbid"):
             return {"l2": self.l2}
         if self.family == "mlp":
             return {"width": self.width, "depth": self.depth, "dropout": self.dropout}
-        return {"width": self.width, "blocks": self.blocks, "dropout": self.dropout}
+        knobs: dict[str, float | int] = {"width": self.width, "blocks": self.blocks,
+                                         "dropout": self.dropout}
+        if self.family == "resnet1d":
+            knobs["kernel_size"] = self.kernel_size
+        return knobs
+
+
+def is_conv(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is an image or signal family (records are shapes, not feature counts)."""
+    return spec.family in CONV_FAMILIES
 
 
 def dropout_mask(
@@ -181,19 +243,47 @@ def _check_sizes(in_features: int, num_classes: int) -> None:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
 
 
+def _features(spec: ModelSpec, in_features: Shape) -> int:
+    """The feature count of a table family, from an int or a one-element shape."""
+    if isinstance(in_features, tuple | list):
+        if len(in_features) != 1:
+            raise ValueError(
+                f"the {spec.family} family takes records of F features, got shape "
+                f"{tuple(in_features)}; use a conv family (wrn, resnet1d) or flatten the records"
+            )
+        return int(in_features[0])
+    return int(in_features)
+
+
+def _record_shape(spec: ModelSpec, shape: Shape) -> tuple[int, ...]:
+    if not isinstance(shape, tuple | list):
+        layout = "channels, height, width" if spec.family == "wrn" else "leads, samples"
+        raise ValueError(
+            f"the {spec.family} family needs the record shape ({layout}), not a feature "
+            f"count ({shape})"
+        )
+    return tuple(int(s) for s in shape)
+
+
 def build_module(
     spec: ModelSpec,
-    in_features: int,
+    in_features: Shape,
     num_classes: int,
     *,
     generator: torch.Generator | None = None,
 ) -> nn.Module:
     """One plain model of ``spec``'s family; with ``generator``, initialised by ``init_parameters``.
 
-    Without a generator the weights keep PyTorch's default initialisation (same
-    distributions, drawn from the global RNG). Dropout layers draw from the global RNG
-    unless their ``generator`` attribute is set.
+    ``in_features`` is the feature count for table families and the record shape, (C, H, W)
+    or (L, T), for conv families. Without a generator the weights keep PyTorch's default
+    initialisation (same distributions, drawn from the global RNG). Dropout layers draw from
+    the global RNG unless their ``generator`` attribute is set.
     """
+    if is_conv(spec):
+        from miaudit.models.conv import build_conv  # conv.py builds on this module
+
+        return build_conv(spec, _record_shape(spec, in_features), num_classes, generator=generator)
+    in_features = _features(spec, in_features)
     _check_sizes(in_features, num_classes)
     module: nn.Module
     if spec.family == "logistic":
@@ -234,8 +324,13 @@ def _layers(spec: ModelSpec, in_features: int, num_classes: int) -> Iterator[tup
         yield "head.", "linear", w, num_classes
 
 
-def parameter_shapes(spec: ModelSpec, in_features: int, num_classes: int) -> list[tuple[str, tuple[int, ...]]]:
+def parameter_shapes(spec: ModelSpec, in_features: Shape, num_classes: int) -> list[tuple[str, tuple[int, ...]]]:
     """Names and shapes of one model's parameters, in ``named_parameters`` order."""
+    if is_conv(spec):
+        with torch.device("meta"):
+            module = build_module(spec, in_features, num_classes)
+        return [(name, tuple(p.shape)) for name, p in module.named_parameters()]
+    in_features = _features(spec, in_features)
     _check_sizes(in_features, num_classes)
     shapes: list[tuple[str, tuple[int, ...]]] = []
     for prefix, kind, fan_in, fan_out in _layers(spec, in_features, num_classes):
@@ -247,13 +342,18 @@ def parameter_shapes(spec: ModelSpec, in_features: int, num_classes: int) -> lis
 
 
 def init_parameters(
-    spec: ModelSpec, in_features: int, num_classes: int, generator: torch.Generator
+    spec: ModelSpec, in_features: Shape, num_classes: int, generator: torch.Generator
 ) -> list[tuple[str, torch.Tensor]]:
     """One model's initial parameters drawn from ``generator`` (CPU, float32).
 
     Linear layers follow PyTorch's default: weight and bias uniform in ±1/sqrt(fan_in)
-    (kaiming-uniform with a=sqrt(5)); LayerNorm starts at weight 1, bias 0.
+    (kaiming-uniform with a=sqrt(5)); LayerNorm starts at weight 1, bias 0. Conv families
+    (``in_features`` a record shape) draw the same way in their own layer order.
     """
+    if is_conv(spec):
+        module = build_module(spec, in_features, num_classes, generator=generator)
+        return [(name, p.detach()) for name, p in module.named_parameters()]
+    in_features = _features(spec, in_features)
     values: list[tuple[str, torch.Tensor]] = []
     for prefix, kind, fan_in, fan_out in _layers(spec, in_features, num_classes):
         if kind == "linear":
@@ -266,6 +366,10 @@ def init_parameters(
     return values
 
 
-def count_parameters(spec: ModelSpec, in_features: int, num_classes: int) -> int:
-    """Number of trainable parameters of one model (a capacity measure for reports)."""
+def count_parameters(spec: ModelSpec, in_features: Shape, num_classes: int) -> int:
+    """Number of trainable parameters of one model (a capacity measure for reports).
+
+    ``in_features``: the feature count (tables) or the record shape (C, H, W) / (L, T)
+    (conv families, whose count depends on the channels C or leads L only).
+    """
     return sum(math.prod(shape) for _, shape in parameter_shapes(spec, in_features, num_classes))

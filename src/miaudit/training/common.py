@@ -19,6 +19,7 @@ import torch
 from miaudit.errors import InputError
 
 __all__ = [
+    "STREAM_AUGMENT",
     "STREAM_DROPOUT",
     "STREAM_INIT",
     "STREAM_ORDER",
@@ -39,6 +40,7 @@ __all__ = [
 STREAM_INIT = 0
 STREAM_ORDER = 1
 STREAM_DROPOUT = 2
+STREAM_AUGMENT = 3  # which view each record of each batch is trained under (conv families)
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -72,12 +74,17 @@ def select_device(preferred: str | None = None) -> torch.device:
 
 
 @contextlib.contextmanager
-def cpu_threads() -> Iterator[None]:
-    """Cap torch's intra-op threads at the CPUs this process may use (no oversubscription)."""
+def cpu_threads(limit: int | None = None) -> Iterator[None]:
+    """Cap torch's intra-op threads at the CPUs this process may use (no oversubscription).
+
+    ``limit`` caps them further (the conv engine runs single-threaded on CPU, see there).
+    """
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         available = os.cpu_count() or 1
+    if limit is not None:
+        available = max(1, min(available, limit))
     before = torch.get_num_threads()
     if before > available:
         torch.set_num_threads(available)
@@ -94,7 +101,7 @@ def default_max_models(device: torch.device) -> int:
 
 
 def model_seed(seed: int, model: int, stream: int) -> int:
-    """A 64-bit seed for one random stream (init, order, dropout) of the model with global index ``model``."""
+    """A 64-bit seed for one random stream (init, order, dropout, augment) of the model with global index ``model``."""
     state = np.random.SeedSequence([seed, model, stream]).generate_state(2, np.uint32)
     return int(state[0]) | (int(state[1]) << 32)
 
@@ -109,11 +116,16 @@ class TrainingData:
     """Checked inputs of one group: records, labels, keep and the models' global indices."""
 
     inputs: np.ndarray  # [N, ...] float32
-    labels: np.ndarray  # [N] int64
+    labels: np.ndarray  # [N] int64 class indices, or [N, K] int64 0/1 (multi-label)
     keep: np.ndarray  # [G, N] bool
     model_index: list[int]
     seed: int
     num_classes: int
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the labels are an [N, K] multi-hot matrix (one binary task per column)."""
+        return self.labels.ndim == 2
 
     def records(self, position: int) -> torch.Tensor:
         """Indices of the IN records of the model at ``position`` in the group."""
@@ -129,8 +141,13 @@ def check_inputs(
     num_classes: int | None = None,
     *,
     table: bool = True,
+    multilabel: bool = False,
 ) -> TrainingData:
-    """Validate the arrays of one training group, with messages that say how to fix them."""
+    """Validate the arrays of one training group, with messages that say how to fix them.
+
+    ``multilabel`` admits [N, K] 0/1 labels (K binary tasks, K outputs), for the paths that
+    train them with binary cross-entropy; ``num_classes`` must then be K or unset.
+    """
     inputs = np.asarray(inputs)
     if table and inputs.ndim != 2:
         raise InputError(
@@ -151,34 +168,17 @@ def check_inputs(
     n = inputs.shape[0]
 
     labels = np.asarray(labels)
-    if labels.shape != (n,):
+    if multilabel and labels.ndim == 2:
+        labels, num_classes = _check_multilabel(labels, n, num_classes)
+    elif labels.shape != (n,):
+        where = (" or [N, K] 0/1 multi-label targets" if multilabel
+                 else "; multi-label [N, K] targets need the wrn or resnet1d family")
         raise InputError(
-            f"labels: expected one class index per record (shape ({n},)), got shape {labels.shape}; "
-            "multi-label targets are not supported by the training engine"
+            f"labels: expected one class index per record (shape ({n},)), got shape "
+            f"{labels.shape}{where}"
         )
-    if labels.dtype == bool:
-        labels = labels.astype(np.int64)
-    if not np.issubdtype(labels.dtype, np.number) or (
-        not np.issubdtype(labels.dtype, np.integer)
-        and not np.array_equal(labels, np.round(labels))
-    ):
-        raise InputError(
-            f"labels: expected integer class indices 0..K-1, got dtype {labels.dtype}; "
-            "encode the classes as integers first"
-        )
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
-    if labels.min() < 0:
-        raise InputError(f"labels: class indices must be 0..K-1, found {labels.min()}; re-encode the classes")
-    k = max(int(labels.max()) + 1, 2)
-    if num_classes is None:
-        num_classes = k
-    elif num_classes < k:
-        raise InputError(
-            f"labels: found class index {k - 1} but num_classes={num_classes}; raise num_classes "
-            "or re-encode the classes as 0..K-1"
-        )
-    elif num_classes < 2:
-        raise InputError(f"num_classes: must be at least 2, got {num_classes}")
+    else:
+        labels, num_classes = _check_classes(labels, num_classes)
 
     keep = np.asarray(keep)
     if keep.ndim != 2 or keep.shape[1] != n or keep.shape[0] == 0:
@@ -207,6 +207,57 @@ def check_inputs(
     if int(seed) != seed or seed < 0:
         raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
     return TrainingData(inputs, labels, keep, index, int(seed), int(num_classes))
+
+
+def _check_multilabel(labels: np.ndarray, n: int, num_classes: int | None) -> tuple[np.ndarray, int]:
+    """[N, K] multi-hot labels as int64, and K."""
+    if labels.shape[0] != n or labels.shape[1] < 1:
+        raise InputError(
+            f"labels: multi-label targets must have shape ({n} records, K labels) with K ≥ 1, "
+            f"got {labels.shape}"
+        )
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.number) or not np.isin(labels, (0, 1)).all():
+        raise InputError(
+            "labels: multi-label targets must be 0/1 (multi-hot: 1 where the record has the "
+            "label); found other values, so binarise them first"
+        )
+    k = labels.shape[1]
+    if num_classes is not None and num_classes != k:
+        raise InputError(
+            f"num_classes: {num_classes} but the multi-label targets have {k} columns; leave "
+            "num_classes unset or make it the number of label columns"
+        )
+    return np.ascontiguousarray(labels, dtype=np.int64), k
+
+
+def _check_classes(labels: np.ndarray, num_classes: int | None) -> tuple[np.ndarray, int]:
+    """[N] class indices as int64, and the number of classes."""
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.number) or (
+        not np.issubdtype(labels.dtype, np.integer)
+        and not np.array_equal(labels, np.round(labels))
+    ):
+        raise InputError(
+            f"labels: expected integer class indices 0..K-1, got dtype {labels.dtype}; "
+            "encode the classes as integers first"
+        )
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    if labels.min() < 0:
+        raise InputError(f"labels: class indices must be 0..K-1, found {labels.min()}; re-encode the classes")
+    k = max(int(labels.max()) + 1, 2)
+    if num_classes is None:
+        num_classes = k
+    elif num_classes < k:
+        raise InputError(
+            f"labels: found class index {k - 1} but num_classes={num_classes}; raise num_classes "
+            "or re-encode the classes as 0..K-1"
+        )
+    elif num_classes < 2:
+        raise InputError(f"num_classes: must be at least 2, got {num_classes}")
+    return labels, num_classes
 
 
 class Schedule:

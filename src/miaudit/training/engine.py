@@ -1,10 +1,11 @@
 """Train a group of reference models, each on its own records, and score every record.
 
 ``train_group`` is the fast path: binary logistic regression by batched Newton, every
-other built-in family by stacked weights (see ``stacked.py``). ``train_sequential`` is the
-slow, obvious reference the fast path is tested and benchmarked against: one plain
-``nn.Module`` at a time with ``torch.optim.Adam`` (scikit-learn for binary logistic).
-Both take and return numpy arrays; torch stays inside.
+other table family by stacked weights (see ``stacked.py``), the conv families (``wrn``,
+``resnet1d``) by ``conv.py`` (models one after another on CPU, vmapped together on CUDA).
+``train_sequential`` is the slow, obvious reference the fast path is tested and benchmarked
+against: one plain ``nn.Module`` at a time with ``torch.optim.Adam`` (scikit-learn for
+binary logistic). Both take and return numpy arrays; torch stays inside.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from miaudit.errors import InputError
-from miaudit.models import ModelSpec, SeededDropout, build_module
+from miaudit.models import ModelSpec, SeededDropout, build_module, is_conv
 from miaudit.training.common import (
     STREAM_DROPOUT,
     STREAM_INIT,
@@ -31,6 +32,7 @@ from miaudit.training.common import (
     model_generator,
     select_device,
 )
+from miaudit.training.conv import train_conv
 from miaudit.training.newton import fit_logistic_newton, logits_from_coef
 from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import predict_stacked, train_stacked
@@ -67,6 +69,7 @@ def train_group(
     views: Sequence[View] | None = None,
     num_classes: int | None = None,
     max_models: int | None = None,
+    grouped: bool | None = None,
 ) -> np.ndarray:
     """Train G models at once, model g on the records where ``keep[g]``; logits [G, N, V, K].
 
@@ -76,8 +79,21 @@ def train_group(
     transforms applied at inference (V = len(views), else 1). ``num_classes`` defaults to
     max(label) + 1. ``max_models`` caps how many models share one batched matmul.
     Binary logistic regression is solved to convergence by batched Newton (logits [0, z]);
-    every other family trains with stacked weights and Adam.
+    every other table family trains with stacked weights and Adam.
+
+    Conv families (``wrn``: inputs [N, C, H, W]; ``resnet1d``: [N, L, T]) go to
+    ``train_conv``: labels may also be [N, K] 0/1 multi-label targets, the views also
+    drive training augmentation, and ``grouped`` (None: on CUDA only) picks vmapped group
+    training over models one after another. For table families ``grouped=False`` runs
+    ``train_sequential``; None or True the stacked path.
     """
+    if is_conv(model):
+        return train_conv(model, training, inputs, labels, keep, model_index, seed,
+                          device=device, views=views, num_classes=num_classes,
+                          max_models=max_models, grouped=grouped)
+    if grouped is False:
+        return train_sequential(model, training, inputs, labels, keep, model_index, seed,
+                                device=device, views=views, num_classes=num_classes)
     data = check_inputs(inputs, labels, keep, model_index, seed, num_classes, table=True)
     _check_recipe(model, training, data)
     target = select_device(device)
@@ -132,8 +148,12 @@ def train_sequential(
     Each model is a plain module from ``build_module`` (initialised from its own seed),
     trained by a plain loop over shuffled batches with ``torch.optim.Adam`` (fused where
     supported, the kernel the engine uses); binary
-    logistic regression is fitted by scikit-learn with the same objective.
+    logistic regression is fitted by scikit-learn with the same objective. Conv families
+    run ``train_conv(..., grouped=False)``.
     """
+    if is_conv(model):
+        return train_conv(model, training, inputs, labels, keep, model_index, seed,
+                          device=device, views=views, num_classes=num_classes, grouped=False)
     data = check_inputs(inputs, labels, keep, model_index, seed, num_classes, table=True)
     _check_recipe(model, training, data)
     target = select_device(device)
