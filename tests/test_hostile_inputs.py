@@ -146,6 +146,43 @@ def data(fn: Callable[[pd.DataFrame], pd.DataFrame], kind: str = "csv") -> Calla
     return lambda frame: (csv if kind == "csv" else parquet)(fn(frame))
 
 
+def png(height: int, width: int, seed: int = 0) -> bytes:
+    """A small grayscale PNG."""
+    from PIL import Image
+
+    pixels = (np.random.default_rng(seed).random((height, width)) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_folder(sizes: dict[int, tuple[int, int]] | None = None,
+                 broken: int | None = None) -> dict[str, bytes]:
+    """imgs/index.csv and 8 PNGs (one per patient); optional odd sizes or a broken file."""
+    rows = ["path,label,patient_id,sex"]
+    files: dict[str, bytes] = {}
+    for i in range(8):
+        h, w = (sizes or {}).get(i, (8, 8))
+        files[f"imgs/r{i}.png"] = b"not a png" if i == broken else png(h, w, i)
+        rows.append(f"r{i}.png,{'yes' if i % 2 else 'no'},P{i},{'f' if i % 2 else 'm'}")
+    files["imgs/index.csv"] = ("\n".join(rows) + "\n").encode()
+    return files
+
+
+IMAGE_CONFIG = """\
+[cohort]
+path = "imgs/index.csv"
+modality = "image"
+label = "{label}"
+patient_id = "patient_id"
+attributes = ["sex"]
+{extra}
+[audit]
+models = 4
+attacks = ["loss"]
+"""
+
+
 CASES = [
     # -- columns ----------------------------------------------------------------------------
     Case("label misspelt", ["'admited' (label) not found", "Did you mean 'admitted'?", "visits.csv"],
@@ -262,6 +299,21 @@ CASES = [
          argv=["audit", "config.toml", "--out", "data"]),
     Case("damaged run record", ["runs/damaged/run.json: damaged run record", "--force"],
          argv=["audit", "config.toml", "--out", "runs/damaged"]),
+    # -- images -----------------------------------------------------------------------------
+    Case("image file is not an image", ["r3.png", "index.csv", "data row 4", "not a readable image"],
+         files=image_folder(broken=3),
+         config=IMAGE_CONFIG.format(label="label", extra=""), out="runs/images"),
+    Case("images of different sizes", ["images differ in size", "r3.png", "9×9", "image_size"],
+         files=image_folder(sizes={3: (9, 9)}),
+         config=IMAGE_CONFIG.format(label="label", extra=""), out="runs/images"),
+    Case("image label column missing", ["column 'finding' (label) not found", "index.csv"],
+         files=image_folder(), config=IMAGE_CONFIG.format(label="finding", extra=""),
+         out="runs/images"),
+    Case("table model for images", ['model.family = \'mlp\' does not take image records',
+                                    'family = "wrn"'],
+         files=image_folder(),
+         config=IMAGE_CONFIG.format(label="label", extra="[model]\nfamily = \"mlp\""),
+         out="runs/images"),
 ]
 
 
