@@ -242,6 +242,93 @@ def sweep(
     console.print(f"Results in [bold]{run_dir}[/] (sweep.csv, sweep.svg, one run per point)")
 
 
+@app.command("audit-model")
+@_guard
+def audit_model(
+    config: Annotated[Path, typer.Argument(help="TOML config: the cohort, the target's outputs and its roster")],
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME)")] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing run with another setup")] = False,
+    redact: Annotated[bool, typer.Option(help="pseudonymise patient ids in all outputs")] = False,
+) -> None:
+    """Audit one deployed model from its predictions: which of its training patients it exposes."""
+    from miaudit.deployed import load_deployed_config, run_deployed
+    from miaudit.executors import make_executor
+
+    cfg = load_deployed_config(config)
+    if redact:
+        cfg = cfg.model_copy(update={"report": cfg.report.model_copy(update={"redact": True})})
+    runner = make_executor(cfg.executor)
+    run_dir = out or Path("runs") / config.stem
+    with _progress_bars() as bars:
+        result = run_deployed(
+            cfg, run_dir, force=force, progress=_RichProgress(bars), executor=runner
+        )
+    _print_deployed_summary(result.summary, result.patients)
+    console.print(f"Results in [bold]{result.run_dir}[/] (report.html, patients.csv, summary.json)")
+
+
+def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
+    cohort, roles = summary["cohort"], summary["roles"]
+    attack = summary["primary_attack"]
+    m = summary["attacks"][attack]
+    console.print(
+        f"\n[bold]{cohort['name']}[/]: {roles['members']:,} members (roster), "
+        f"{roles['non_members']:,} evaluation non-members, {roles['population']:,} population "
+        f"patients; {summary['references']} reference model(s), attack {attack} "
+        f"({summary['attack_rule']}). Target AUROC {_fmt(summary['target']['test_auroc'])} on "
+        "non-roster patients."
+    )
+    table = Table(title="Attack on the deployed model")
+    for col in ("level", "AUC", "TPR @ 10% FPR", "TPR @ 1% FPR", "TPR @ 0.1% FPR"):
+        table.add_column(col)
+    for level, key in (("patients", "patient"), ("records", "aggregate")):
+        rates = m[key]["tpr_at_fpr"]
+        table.add_row(
+            level,
+            _fmt(m[key]["auc"]),
+            *[_fmt(rates.get(k)) for k in ("0.1", "0.01", "0.001")],
+        )
+    console.print(table)
+    flagged = m["flagged"]
+    neither = summary["confound"]["neither_model"]["flagged"]
+    console.print(
+        "Members flagged at FPR ≤ 1%: [bold]"
+        f"{flagged.get('0.01', 0)}[/], at ≤ 0.1%: [bold]{flagged.get('0.001', 0)}[/] of "
+        f"{roles['members']:,} (a model trained on neither group: {neither.get('0.01', 0)} and "
+        f"{neither.get('0.001', 0)})."
+    )
+    c = summary["confound"]
+
+    def test(t: dict[str, Any] | None) -> str:
+        if t is None:
+            return "not run"
+        return f"AUC {_fmt(t['auc'])} [{_fmt(t['lower'])}, {_fmt(t['upper'])}]"
+
+    verdict = "[bold red]CONFOUNDED[/]" if c["confounded"] else "[green]no confound detected[/]"
+    console.print(
+        f"Same-distribution control: {verdict} — input classifier {test(c['classifier'])}; "
+        f"attack on a model trained on neither group {test(c['neither'])}."
+    )
+    for reason in c["reasons"]:
+        console.print(f"  {reason}")
+    members = patients[patients["member"]]
+    top = members.sort_values(["exposure", "score", "patient"], ascending=[False, False, True])
+    attr_cols = [c for c in patients.columns if c.startswith("attr_")][:4]
+    t2 = Table(title="Most exposed members")
+    for col in ("patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols]):
+        t2.add_column(col)
+    for _, row in top.head(10).iterrows():
+        t2.add_row(
+            str(row["patient_id"]),
+            _fmt(row["exposure"]),
+            _fmt(row["fpr"], 4),
+            _fmt(row["p_value"], 4),
+            str(row["records"]),
+            *[str(row[c]) for c in attr_cols],
+        )
+    console.print(t2)
+
+
 @app.command()
 @_guard
 def report(

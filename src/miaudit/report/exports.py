@@ -27,6 +27,7 @@ from miaudit.store import (
     write_csv,
     write_json,
     write_npy,
+    write_npz,
     write_parquet,
 )
 
@@ -172,3 +173,94 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
     return obj
+
+
+# --------------------------------------------------------------------------- deployed model
+
+
+def write_deployed_outputs(
+    store: RunStore,
+    cohort: Cohort,
+    *,
+    role: np.ndarray,
+    scored: dict[str, Any],
+    confound_arrays: dict[str, np.ndarray],
+    performance: pd.DataFrame,
+    summary: dict[str, Any],
+    redact: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the tables of a deployed-model run; return (records, patients).
+
+    The files keep the full audit's layout, so ``load_run`` (the report, the gate) reads
+    them alike: one target (``scores/targets.npy`` = [0], ``scores/ATTACK.npy`` [1, N]) and
+    ``exposure_ATTACK`` per patient. Only members can be exposed, so ``exposure_ATTACK``
+    holds the members' exposure (NaN for everyone else) and a gate's counts and subgroup
+    checks are about the target's training patients; ``exposure`` holds every candidate's,
+    the non-members' being the null they are measured against. Population patients are no
+    candidates: their scores, p-values and exposure are NaN. ``models.parquet`` describes
+    the released model alone, ``references.parquet`` the references and the neither model.
+    ``confound.npz`` holds the neither model's record scores and the input classifier's
+    out-of-fold probabilities, from which the report recomputes the control.
+    """
+    from miaudit.deployed import ROLE_MEMBER, ROLE_NAMES
+
+    attack = summary["primary_attack"]
+    patient_ids = np.asarray(cohort.patient_ids, dtype=object).astype(str)
+    record_ids = np.asarray(cohort.record_ids, dtype=object).astype(str)
+    if redact:
+        key = redaction_key()
+        patient_ids = redact_ids(patient_ids, key, "P-")
+        record_ids = redact_ids(record_ids, key, "R-")
+    role_names = np.array([ROLE_NAMES[int(r)] for r in role], dtype=object)
+    member = role == ROLE_MEMBER
+    records = pd.DataFrame(
+        {
+            "record_id": record_ids,
+            "patient": cohort.patient.astype(np.int64),
+            "patient_id": patient_ids[cohort.patient],
+            "label": _label_column(cohort),
+            "role": role_names[cohort.patient],
+            "member": member[cohort.patient],
+            "score": scored["target_record"],
+            "p_value": scored["target_record_p"],
+            "fpr": scored["target_record_fpr"],
+            "exposure": scored["target_record_exposure"],
+        }
+    )
+    records = pd.concat([records, _attributes(cohort.attributes)], axis=1)
+    exposure = scored["target_exposure"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(exposure * (1.0 - exposure) / scored["target_n_null"])
+    pattr = cohort.patient_attributes()
+    patients = pd.DataFrame(
+        {
+            "patient": np.arange(cohort.num_patients, dtype=np.int64),
+            "patient_id": patient_ids,
+            "records": cohort.records_per_patient().astype(np.int64),
+            "role": role_names,
+            "member": member,
+            "score": scored["target_score"],
+            "p_value": scored["target_p"],
+            "fpr": scored["target_fpr"],
+            "exposure": exposure,
+            "se": se,
+            f"exposure_{attack}": np.where(member, exposure, np.nan),
+            f"se_{attack}": np.where(member, se, np.nan),
+        }
+    )
+    attr_cols = [c for c in cohort.attributes.columns if c in pattr.columns]
+    patients = pd.concat([patients, _attributes(pattr[attr_cols])], axis=1)
+    write_npy(store.file("scores", "targets.npy"), np.zeros(1, dtype=np.int64))
+    write_npy(store.file("scores", f"{attack}.npy"), scored["target_record"][None].astype(np.float64))
+    write_npz(
+        store.file("confound.npz"),
+        **{k: np.asarray(v, dtype=np.float64) for k, v in confound_arrays.items()},
+    )
+    write_parquet(store.file("records.parquet"), records)
+    write_parquet(store.file("patients.parquet"), patients)
+    write_csv(store.file("patients.csv"), patients)
+    is_target = (performance["role"] == "target").to_numpy()
+    write_parquet(store.file("models.parquet"), performance[is_target].reset_index(drop=True))
+    write_parquet(store.file("references.parquet"), performance[~is_target].reset_index(drop=True))
+    write_json(store.file("summary.json"), _jsonable(summary))
+    return records, patients

@@ -696,7 +696,12 @@ def build_report(run_dir: Path, *, out: Path | None = None, top_patients: int = 
             "(rows of the most-exposed table)"
         )
     run = load_run(run_dir)
-    html = render(_context(run, top_patients))
+    if run.summary.get("kind") == "deployed":
+        from miaudit.report.deployed import render_deployed
+
+        html = render_deployed(run, top_patients)
+    else:
+        html = render(_context(run, top_patients))
     path = Path(out) if out is not None else run.path / REPORT_NAME
     if path.is_dir():
         path = path / REPORT_NAME

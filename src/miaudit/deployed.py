@@ -1,0 +1,874 @@
+"""Audit one deployed model from its outputs: which of the owner's patients does it expose?
+
+A hospital that released a model holds three things: the records (the cohort), who trained
+the model (the roster), and the model's outputs on every record. This module turns them into
+the same per-patient exposure, report and disparity analysis as a full audit, for that one
+model, the way a realistic attacker would: with a few reference models trained by the
+owner's recipe on data the target never saw.
+
+Roles (patient level, seeded):
+
+* **members** — the roster: patients the target trained on;
+* **population** — a share (``population.fraction``) of the patients *not* on the roster,
+  drawn at random (or listed explicitly in ``population.patients``). References train on
+  them and RMIA compares every record with them (its population records z);
+* **evaluation non-members** — the other non-roster patients. Nobody trains on them in the
+  offline mode; they are the null every member is measured against.
+
+Candidates are members and evaluation non-members. Holding the population out of the
+candidates is what makes the audit honest: the null a member is compared with is made of
+patients the references never saw either, so a member's false-positive rate is the rate at
+which the attack would flag a patient who never contributed to anything.
+
+References (the recipe in [model] / [training]):
+
+* *offline* (``rmia_offline``, ``lira_offline``): each reference trains on a random half of
+  the population only, so every candidate is OUT for every reference and a single reference
+  already works;
+* *online* (``lira_online``): a balanced plan over candidates and population, each patient
+  IN for exactly half of the references (even count needed).
+
+``auto`` takes offline RMIA below 16 references and online LiRA from 16 on: on RHC (see
+bench/RESULTS.md, "Deployed model") RMIA is the stronger attack with 1 and 4 references, and
+online LiRA with 16.
+
+For every candidate patient (score = the max over its records):
+
+* ``p_value`` — from the attack's own null, without the evaluation non-members: LiRA's
+  OUT-Gaussian tail Φ(−(s − μ_out)/σ_out); RMIA's share of population records the target
+  ranks at or above the record, (1 + #z above)/(1 + #z). A patient with k records gets
+  min(1, k · min p) (Bonferroni over its records);
+* ``fpr`` — the empirical false-positive rate at which the patient would be flagged:
+  (1 + #{non-member patients scoring ≥ it}) / (1 + #non-member patients), the patient itself
+  left out when it is a non-member. A conformal p-value: a non-member patient has
+  fpr ≤ α with probability ≤ α, whatever the attack;
+* ``exposure`` — the probability that the patient's score beats a random evaluation
+  non-member's (ties half): 1 − the FPR of the threshold at its score, on the full audit's
+  [0, 1] scale, so exposure ≥ 0.99 means flagged at FPR ≤ 1 %.
+
+Records get the same four numbers, their ``fpr`` and ``exposure`` measured against the
+evaluation non-members' records.
+
+Next to the attack result stands the same-distribution control (:mod:`miaudit.confound`):
+an input classifier and the attack against a model trained on neither group (the neither
+model: one extra model drawn like a reference, on population patients only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from miaudit import confound, risk
+from miaudit.attacks import calibrate_offline_a, lira_target, rmia_target
+from miaudit.audit import ProgressSink, cohort_info, load_cohort
+from miaudit.cohort import Cohort
+from miaudit.config import (
+    MAX_MODELS,
+    CohortConfig,
+    ExecutorSpec,
+    ReportSpec,
+    read_toml,
+    to_toml,
+    validation_message,
+)
+from miaudit.diagnostics import model_performance
+from miaudit.errors import InputError
+from miaudit.executors import LocalExecutor, TrainingJob, make_groups
+from miaudit.models import ModelSpec
+from miaudit.plan import make_plan
+from miaudit.signals import check_logits, compute_signal
+from miaudit.store import RunStore, load_npz, write_npz, write_text
+from miaudit.target import (
+    TargetOutputs,
+    predict_onnx,
+    predict_state_dict,
+    read_predictions,
+    read_roster,
+)
+from miaudit.training import TrainingSpec
+from miaudit.training.dp import DPSpec
+
+__all__ = [
+    "ATTACK_CHOICES",
+    "DeployedConfig",
+    "DeployedResult",
+    "choose_attack",
+    "load_deployed_config",
+    "load_target",
+    "null_rates",
+    "parse_deployed_config",
+    "patient_max",
+    "patient_p_values",
+    "reference_plan",
+    "rmia_p_values",
+    "run_deployed",
+    "score_against_references",
+    "split_roles",
+]
+
+ATTACK_CHOICES = ("auto", "rmia_offline", "lira_offline", "lira_online")
+#: From this many references ``auto`` switches from offline RMIA to online LiRA (measured on
+#: RHC: bench/rhc_deployed.py, bench/RESULTS.md).
+ONLINE_FROM = 16
+#: Below this many references LiRA uses one variance for all records (Carlini et al. 2022:
+#: per-record variances need many models; with few, a global variance is better).
+PER_RECORD_VARIANCE_FROM = 64
+#: Offline RMIA's ``a`` with one reference, where it cannot be calibrated (that needs one
+#: reference attacked by another); the value Zarifzadeh et al. use for most data sets.
+SINGLE_REFERENCE_A = 0.3
+#: FPR levels at which flagged members are counted.
+FLAG_LEVELS = (0.1, 0.01, 0.001)
+
+ROLE_POPULATION, ROLE_MEMBER, ROLE_NONMEMBER = 0, 1, 2
+ROLE_NAMES = {ROLE_POPULATION: "population", ROLE_MEMBER: "member", ROLE_NONMEMBER: "non-member"}
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetSpec(_Strict):
+    """The deployed model: its outputs (a predictions file, or a model to run) and its roster."""
+
+    predictions: Path | None = None
+    model: Path | None = None
+    kind: Literal["auto", "logits", "probabilities"] = "auto"
+    record_id: str = "record_id"
+    columns: list[str] | None = None
+    roster: Path
+    roster_column: str = "patient_id"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetSpec:
+        if (self.predictions is None) == (self.model is None):
+            raise ValueError(
+                "give exactly one of target.predictions (a CSV/Parquet/.npz file of the "
+                "target's outputs) and target.model (.onnx, .safetensors or .pt)"
+            )
+        return self
+
+
+class PopulationSpec(_Strict):
+    """Which non-roster patients are population data (the rest are evaluation non-members)."""
+
+    fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    patients: Path | None = None
+    column: str = "patient_id"
+
+
+class ReferenceSpec(_Strict):
+    """How many reference models, and which attack."""
+
+    models: int = Field(4, ge=1, le=MAX_MODELS)
+    attack: Literal["auto", "rmia_offline", "lira_offline", "lira_online"] = "auto"
+    rmia_a: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class ConfoundSpec(_Strict):
+    """The same-distribution control."""
+
+    classifier: Literal["boosting", "logistic", "none"] = "boosting"
+    folds: int = Field(5, ge=2, le=50)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+class DeployedAuditSpec(_Strict):
+    """Seed, risk thresholds and the share of most exposed members analysed by subgroup.
+
+    ``top_fraction`` defaults to 5 % (not the full audit's 1 %): one model gives each
+    patient one score, so the composition test needs a larger top set to have power.
+    """
+
+    seed: int = 0
+    thresholds: list[float] = Field(default_factory=lambda: [0.9, 0.99, 0.999])
+    top_fraction: float = Field(0.05, gt=0.0, le=0.5)
+    group_size: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> DeployedAuditSpec:
+        if not self.thresholds or any(not 0.5 <= t <= 1.0 for t in self.thresholds):
+            raise ValueError(
+                "audit.thresholds are exposure levels between 0.5 and 1 (0.99 = flagged at "
+                "FPR ≤ 1 %)"
+            )
+        return self
+
+
+class DeployedConfig(_Strict):
+    """One deployed-model audit (unknown keys are errors, as in ``miaudit audit``)."""
+
+    cohort: CohortConfig
+    target: TargetSpec
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    references: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    confound: ConfoundSpec = Field(default_factory=ConfoundSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    privacy: DPSpec = Field(default_factory=DPSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    audit: DeployedAuditSpec = Field(default_factory=DeployedAuditSpec)
+
+
+def parse_deployed_config(data: dict[str, Any], source: str = "config") -> DeployedConfig:
+    """Validate a mapping; pydantic errors become one message naming each bad key."""
+    missing = [k for k in ("cohort", "target") if k not in data]
+    if missing:
+        raise InputError(
+            f"{source}: invalid config — {', '.join(f'[{k}]' for k in missing)} missing; "
+            "audit-model needs the cohort and the target ([target] predictions or model, and "
+            "roster)"
+        )
+    try:
+        return DeployedConfig.model_validate(data)
+    except ValidationError as err:
+        raise InputError(validation_message(err, source)) from None
+
+
+_PATH_KEYS = (
+    ("cohort", "path"),
+    ("target", "predictions"),
+    ("target", "model"),
+    ("target", "roster"),
+    ("population", "patients"),
+)
+
+
+def load_deployed_config(path: Path) -> DeployedConfig:
+    """Read and validate an audit-model TOML; relative paths are taken from its folder."""
+    path = Path(path)
+    data = read_toml(path)
+    for table, key in _PATH_KEYS:
+        section = data.get(table)
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            p = Path(section[key]).expanduser()
+            section[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    return parse_deployed_config(data, str(path))
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def choose_attack(requested: str, references: int) -> tuple[str, str]:
+    """The attack to run and why (``auto``: offline RMIA below 16 references, online LiRA from 16)."""
+    if requested not in ATTACK_CHOICES:
+        raise InputError(
+            f"references.attack: {requested!r}; choose one of {', '.join(ATTACK_CHOICES)}"
+        )
+    if requested != "auto":
+        return requested, "chosen in the config"
+    if references < ONLINE_FROM:
+        return "rmia_offline", (
+            f"auto: {references} reference(s) < {ONLINE_FROM}: offline RMIA, the strongest "
+            "attack with few references"
+        )
+    if references % 2:
+        return "rmia_offline", (
+            f"auto: {references} references is odd, and online LiRA needs an even number "
+            "(each patient IN for half): offline RMIA"
+        )
+    return "lira_online", (
+        f"auto: {references} references ≥ {ONLINE_FROM}: online LiRA, the stronger attack "
+        "there on RHC"
+    )
+
+
+def split_roles(
+    member: np.ndarray,
+    *,
+    fraction: float,
+    seed: int,
+    population: np.ndarray | None = None,
+) -> np.ndarray:
+    """Role of every patient [P] int8: member (roster), population, or evaluation non-member.
+
+    Without an explicit ``population`` mask, round(fraction · #non-roster) non-roster
+    patients drawn with ``default_rng([seed, 2])`` are population. The draw is its own
+    stream, so it does not depend on the number of references.
+    """
+    member = np.asarray(member, dtype=bool)
+    role = np.full(member.size, ROLE_NONMEMBER, dtype=np.int8)
+    role[member] = ROLE_MEMBER
+    outside = np.flatnonzero(~member)
+    if member.sum() == 0:
+        raise InputError(
+            "target.roster: lists none of the cohort's patients; the roster must name the "
+            "patients the target trained on"
+        )
+    if outside.size == 0:
+        raise InputError(
+            f"target.roster: lists all {member.size} patients of the cohort, so there is no "
+            "patient the target never saw to compare them with; add patients who were not in "
+            "the target's training data to the cohort"
+        )
+    if population is not None:
+        population = np.asarray(population, dtype=bool)
+        both = np.flatnonzero(population & member)
+        if both.size:
+            raise InputError(
+                f"population.patients: {both.size} patient(s) are also on the roster (patient "
+                f"indices {both[:5].tolist()}); population patients must be ones the target "
+                "never saw"
+            )
+        role[population] = ROLE_POPULATION
+    else:
+        count = round(fraction * outside.size)
+        drawn = np.random.default_rng([seed, 2]).choice(outside, size=count, replace=False)
+        role[drawn] = ROLE_POPULATION
+    n_pop = int((role == ROLE_POPULATION).sum())
+    n_eval = int((role == ROLE_NONMEMBER).sum())
+    if n_pop < 2 or n_eval < 2:
+        raise InputError(
+            f"population: the {outside.size} patients outside the roster give {n_pop} "
+            f"population and {n_eval} evaluation non-member patient(s); both need at least 2 "
+            "(references train on the population, members are compared with the "
+            "non-members): add non-roster patients or change population.fraction"
+        )
+    return role
+
+
+def reference_plan(role: np.ndarray, references: int, *, online: bool, seed: int) -> np.ndarray:
+    """keep [R + 1, P]: rows 0..R−1 the references, row R the neither model.
+
+    Offline: a balanced plan over the population alone (R + 1 models, rounded up to even),
+    so references and the neither model are drawn alike and no candidate is ever IN.
+    Online: a balanced plan over candidates and population for the R references (R even);
+    the neither model takes a random half of the population (``default_rng([seed, 3])``).
+    """
+    role = np.asarray(role)
+    pop = np.flatnonzero(role == ROLE_POPULATION)
+    keep = np.zeros((references + 1, role.size), dtype=bool)
+    if not online:
+        models = references + 1 + (references + 1) % 2
+        inner = make_plan(pop.size, models, seed).keep
+        keep[:, pop] = inner[: references + 1]
+        return keep
+    if references % 2 or references < 2:
+        raise InputError(
+            f"references.models = {references}: online LiRA needs an even number ≥ 2 (each "
+            "patient IN for exactly half of them); use e.g. 16, or an offline attack"
+        )
+    keep[:references] = make_plan(role.size, references, seed).keep
+    half = np.random.default_rng([seed, 3]).choice(pop, size=pop.size // 2, replace=False)
+    keep[references, half] = True
+    return keep
+
+
+def patient_max(values: np.ndarray, patient: np.ndarray, num_patients: int) -> np.ndarray:
+    """[P] max over each patient's non-NaN records (NaN when a patient has none)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(num_patients, -np.inf)
+    ok = ~np.isnan(values)
+    np.maximum.at(out, patient[ok], values[ok])
+    out[np.isneginf(out) & (np.bincount(patient[ok], minlength=num_patients) == 0)] = np.nan
+    return out
+
+
+def patient_p_values(p: np.ndarray, patient: np.ndarray, num_patients: int) -> np.ndarray:
+    """[P] min(1, k · min p) over each patient's k records with a p-value (Bonferroni)."""
+    p = np.asarray(p, dtype=np.float64)
+    ok = ~np.isnan(p)
+    low = np.full(num_patients, np.inf)
+    np.minimum.at(low, patient[ok], p[ok])
+    k = np.bincount(patient[ok], minlength=num_patients)
+    out = np.full(num_patients, np.nan)
+    has = k > 0
+    out[has] = np.minimum(1.0, k[has] * low[has])
+    return out
+
+
+def null_rates(scores: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, exposure, n) [P] of every patient against the null patients' scores.
+
+    For a score s against the null scores other than the patient's own (n of them):
+    fpr = (1 + #{null ≥ s}) / (1 + n) and exposure = (#{null < s} + ½ #{null = s}) / n.
+    NaN scores get NaN; NaN null scores are not part of the null. One sort and two searches.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    null = np.asarray(null, dtype=bool)
+    valid_null = null & ~np.isnan(s)
+    ref = np.sort(s[valid_null])
+    lo = np.searchsorted(ref, s, side="left")  # #null < s
+    hi = np.searchsorted(ref, s, side="right")  # #null ≤ s
+    n = np.full(s.size, ref.size, dtype=np.float64)
+    ge = ref.size - lo
+    eq = hi - lo
+    own = valid_null  # the patient's own score is in ref: leave it out
+    n = n - own
+    ge = ge - own
+    eq = eq - own
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpr = (1.0 + ge) / (1.0 + n)
+        exposure = (lo + 0.5 * eq) / n
+    bad = np.isnan(s) | (n <= 0)
+    fpr[bad] = np.nan
+    exposure[bad] = np.nan
+    n[np.isnan(s)] = np.nan
+    return fpr, exposure, n
+
+
+def rmia_p_values(scores: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """p-values [N] of RMIA scores against the population records z.
+
+    RMIA's score of a record x outside the population is the share of valid z whose ratio
+    is at most x's, so n_z (1 − score) z's are above it; p = (1 + that) / (1 + n_z). A
+    record whose ratio ties a z's counts that z below it (continuous probabilities rarely
+    tie). Population records themselves get NaN.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    population = np.asarray(population, dtype=bool)
+    nz = int((population & ~np.isnan(s)).sum())
+    below = np.round(s * nz)
+    p = (1.0 + nz - below) / (1.0 + nz)
+    p[population] = np.nan
+    return np.clip(p, 0.0, 1.0)
+
+
+def score_against_references(
+    attack: str,
+    target_signal: np.ndarray,
+    ref_signal: np.ndarray,
+    ref_keep: np.ndarray,
+    population: np.ndarray,
+    *,
+    a: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores [N], p-values [N]) of one model against R references with ``attack``.
+
+    ``target_signal`` [N, 1] and ``ref_signal`` [R, N, 1] are RMIA's true-class
+    probabilities or LiRA's logit-scaled confidences; ``a`` is offline RMIA's interpolation
+    (given explicitly, so the target and the neither model are scored alike). LiRA uses one
+    variance for all records below 64 references.
+    """
+    refs = ref_signal.shape[0]
+    if attack == "rmia_offline":
+        scores = rmia_target(
+            target_signal, ref_signal, ref_keep, population=population, online=False, a=a
+        )
+        return scores, rmia_p_values(scores, population)
+    fixed = refs < PER_RECORD_VARIANCE_FROM
+    offline = lira_target(target_signal, ref_signal, ref_keep, online=False, fixed_variance=fixed)
+    p = np.clip(-np.expm1(offline), 0.0, 1.0)
+    if attack == "lira_offline":
+        return offline, p
+    if attack == "lira_online":
+        online = lira_target(
+            target_signal, ref_signal, ref_keep, online=True, fixed_variance=fixed
+        )
+        return online, p
+    raise InputError(f"attack {attack!r} is not one of {', '.join(ATTACK_CHOICES[1:])}")
+
+
+def load_target(spec: TargetSpec, cohort: Cohort, model: ModelSpec) -> TargetOutputs:
+    """The target's outputs on the cohort from the source [target] names."""
+    if spec.predictions is not None:
+        return read_predictions(
+            spec.predictions,
+            cohort,
+            record_id=spec.record_id,
+            kind=spec.kind,
+            columns=spec.columns,
+        )
+    assert spec.model is not None
+    name = spec.model.name.lower()
+    if name.endswith(".onnx"):
+        return predict_onnx(spec.model, cohort, kind=spec.kind)
+    if name.endswith((".safetensors", ".pt", ".pth", ".bin", ".ckpt")):
+        return predict_state_dict(spec.model, cohort, model)
+    raise InputError(
+        f"target.model '{spec.model}': unknown model format; give an .onnx file, or a state "
+        "dict of the built-in family in [model] as .safetensors (preferred) or .pt"
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Silent:
+    def stage(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+@dataclass
+class DeployedResult:
+    """What a finished deployed-model audit returns (also all on disk in ``run_dir``)."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    patients: pd.DataFrame
+    records: pd.DataFrame
+    attack: str
+
+
+def _hash(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: bool) -> dict[str, Any]:
+    """What the reference shards depend on; a run directory is bound to it."""
+    science = config.model_dump(mode="json", include={"cohort", "model", "training", "privacy"})
+    science["cohort"].pop("path", None)
+    science["references"] = {
+        "models": config.references.models,
+        "online": online,
+        "seed": config.audit.seed,
+        "roles": _hash(role.astype(np.int8)),
+    }
+    text = json.dumps(science, sort_keys=True)
+    return {
+        "kind": "deployed",
+        "training_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "data_fingerprint": cohort.fingerprint(),
+        "models": config.references.models + 1,
+    }
+
+
+def _plan(store: RunStore, keep: np.ndarray, member: np.ndarray, role: np.ndarray, seed: int) -> np.ndarray:
+    """The references' plan: written once, then read back (a resumed run uses the same).
+
+    plan.npz ``keep`` has one row per model of the run: row 0 the target (its roster),
+    rows 1..R the references and row R + 1 the neither model (shard index m is row m + 1).
+    """
+    path = store.file("plan.npz")
+    if path.is_file():
+        arrays = load_npz(path)
+        stored = np.asarray(arrays.get("keep", np.zeros((0, 0)))).astype(bool)
+        if stored.shape != (keep.shape[0] + 1, keep.shape[1]) or not np.array_equal(stored[0], member):
+            raise InputError(f"{path}: plan does not match this run; pass --force to restart it")
+        return stored[1:]
+    write_npz(
+        path,
+        keep=np.concatenate([member[None], keep]).astype(bool),
+        role=role.astype(np.int8),
+        seed=np.array(seed, dtype=np.int64),
+    )
+    return keep
+
+
+def run_deployed(
+    config: DeployedConfig,
+    out: Path,
+    *,
+    force: bool = False,
+    progress: ProgressSink | None = None,
+    executor: Any | None = None,
+    after_shard: Callable[[int], None] | None = None,
+) -> DeployedResult:
+    """Read the target's outputs, train (or resume) the references, score and write the run."""
+    from miaudit.report.exports import write_deployed_outputs
+
+    progress = progress or _Silent()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    progress.stage("loading cohort")
+    cohort = load_cohort(config.cohort)
+    target_spec = config.target
+    member = read_roster(target_spec.roster, target_spec.roster_column, cohort)
+    explicit = None
+    if config.population.patients is not None:
+        explicit = read_roster(config.population.patients, config.population.column, cohort)
+    seed = config.audit.seed
+    role = split_roles(member, fraction=config.population.fraction, seed=seed, population=explicit)
+    progress.stage("reading the target's outputs")
+    target = load_target(target_spec, cohort, config.model)
+    references = config.references.models
+    attack, attack_rule = choose_attack(config.references.attack, references)
+    online = attack == "lira_online"
+    plan_keep = reference_plan(role, references, online=online, seed=seed)
+    timings["inputs_s"] = time.perf_counter() - t0
+
+    identity = _identity(config, cohort, role, online)
+    with RunStore.open(out, identity=identity, force=force) as store:
+        plan_keep = _plan(store, plan_keep, member, role, seed)
+        write_text(store.file("config.toml"), to_toml(config))  # type: ignore[arg-type]
+        store.update_run_record(
+            kind="deployed",
+            config_hash=identity["training_hash"],
+            data_fingerprint=identity["data_fingerprint"],
+            models=references + 1,
+            cohort=cohort_info(cohort),
+        )
+        record_keep = plan_keep[:, cohort.patient]
+
+        t1 = time.perf_counter()
+        num_models = references + 1
+        done = store.finished_models()
+        todo = [m for m in range(num_models) if m not in done]
+        progress.stage("training reference models", total=num_models)
+        progress.advance(num_models - len(todo))
+        job = TrainingJob(
+            model=config.model,
+            training=config.training,
+            inputs=cohort.inputs,
+            labels=cohort.labels,
+            keep=record_keep,
+            seed=seed,
+            device=config.executor.device,
+            privacy=config.privacy,
+            patient=cohort.patient,
+        )
+
+        def on_done(models: np.ndarray, logits: np.ndarray) -> None:
+            store.write_shard(models, logits)
+            progress.advance(len(models))
+            if after_shard is not None:
+                after_shard(len(models))
+
+        (executor or LocalExecutor()).run(job, make_groups(todo, config.audit.group_size), on_done)
+        timings["training_s"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        progress.stage("scoring the target", total=3)
+        logits = store.load_logits(num_models)
+        check_logits(logits)
+        scored = _score(config, cohort, target, logits, record_keep, role, attack)
+        progress.advance()
+        control = _confound(config, cohort, member, role, scored)
+        progress.advance()
+        performance = _performance(cohort, target, logits, member, record_keep)
+        progress.advance()
+        timings["scoring_s"] = time.perf_counter() - t2
+
+        progress.stage("writing results", total=1)
+        summary = _summary(
+            config, cohort, store.read_identity() or {}, role, scored, control, performance,
+            attack, attack_rule, target,
+        )
+        records, patients = write_deployed_outputs(
+            store,
+            cohort,
+            role=role,
+            scored=scored,
+            confound_arrays={
+                "neither_scores": scored["neither_record"],
+                "classifier_probability": control["probability"],
+            },
+            performance=performance,
+            summary=summary,
+            redact=config.report.redact,
+        )
+        if config.report.html:
+            from miaudit.report import build_report
+
+            build_report(store.path, top_patients=config.report.top_patients)
+        progress.advance()
+        timings["total_s"] = time.perf_counter() - t0
+        store.update_run_record(timings=timings, complete=True)
+    return DeployedResult(store.path, summary, patients, records, attack)
+
+
+def _score(
+    config: DeployedConfig,
+    cohort: Cohort,
+    target: TargetOutputs,
+    logits: np.ndarray,
+    record_keep: np.ndarray,
+    role: np.ndarray,
+    attack: str,
+) -> dict[str, Any]:
+    """Scores, p-values, FPR and exposure of the target and of the neither model."""
+    references = config.references.models
+    signal_name = "probability" if attack.startswith("rmia") else "logit_confidence"
+    target_signal = compute_signal(signal_name, target.logits, cohort.labels)[:, :1]
+    ref_signal = compute_signal(signal_name, logits, cohort.labels)[:, :, :1]
+    rec_role = role[cohort.patient]
+    population = rec_role == ROLE_POPULATION
+    refs, ref_keep = ref_signal[:references], record_keep[:references]
+    a = None
+    if attack == "rmia_offline":
+        a = config.references.rmia_a
+        if a is None:
+            a = (
+                SINGLE_REFERENCE_A
+                if references < 2
+                else calibrate_offline_a(refs, ref_keep, population=population)
+            )
+    p_count = cohort.num_patients
+    out: dict[str, Any] = {"attack": attack, "rmia_a": a}
+    for name, signal in (("target", target_signal), ("neither", ref_signal[references])):
+        scores, p = score_against_references(attack, signal, refs, ref_keep, population, a=a)
+        scores = np.where(population, np.nan, scores)
+        p = np.where(population, np.nan, p)
+        pat_score = patient_max(scores, cohort.patient, p_count)
+        fpr, exposure, n_null = null_rates(pat_score, role == ROLE_NONMEMBER)
+        out[f"{name}_record"] = scores
+        out[f"{name}_record_p"] = p
+        rec_fpr, rec_exposure, _ = null_rates(scores, rec_role == ROLE_NONMEMBER)
+        out[f"{name}_record_fpr"] = rec_fpr
+        out[f"{name}_record_exposure"] = rec_exposure
+        out[f"{name}_score"] = pat_score
+        out[f"{name}_p"] = patient_p_values(p, cohort.patient, p_count)
+        out[f"{name}_fpr"] = fpr
+        out[f"{name}_exposure"] = exposure
+        out[f"{name}_n_null"] = n_null
+    return out
+
+
+def _confound(
+    config: DeployedConfig,
+    cohort: Cohort,
+    member: np.ndarray,
+    role: np.ndarray,
+    scored: dict[str, Any],
+) -> dict[str, Any]:
+    candidate = role != ROLE_POPULATION
+    spec = config.confound
+    classifier = None
+    if spec.classifier != "none":
+        classifier = confound.input_classifier(
+            cohort.inputs,
+            cohort.labels,
+            cohort.patient,
+            member,
+            candidate,
+            folds=spec.folds,
+            seed=config.audit.seed,
+            classifier=spec.classifier,
+        )
+    attack_test = confound.auc_test(scored["target_score"][candidate], member[candidate])
+    neither_test = confound.auc_test(scored["neither_score"][candidate], member[candidate])
+    verdict = confound.assess(
+        attack_test,
+        None if classifier is None else classifier.test,
+        neither_test,
+        alpha=spec.alpha,
+    )
+    probability = (
+        np.full(cohort.num_records, np.nan) if classifier is None else classifier.probability
+    )
+    return {"verdict": verdict, "classifier": classifier, "probability": probability}
+
+
+def _performance(
+    cohort: Cohort,
+    target: TargetOutputs,
+    logits: np.ndarray,
+    member: np.ndarray,
+    record_keep: np.ndarray,
+) -> pd.DataFrame:
+    """Diagnostic performance: the target on every non-roster record, references on their OUT.
+
+    Row 0 is the target (the only row of models.parquet); then the references and the
+    neither model (references.parquet).
+    """
+    target_rows = model_performance(
+        target.logits[None], cohort.labels, member[cohort.patient][None]
+    )
+    ref_rows = model_performance(logits[:, :, :1], cohort.labels, record_keep)
+    table = pd.concat([target_rows, ref_rows], ignore_index=True)
+    table["model"] = np.arange(len(table), dtype=np.int64)
+    roles = ["target"] + ["reference"] * (len(ref_rows) - 1) + ["neither"]
+    table.insert(1, "role", roles)
+    return table
+
+
+def _metrics(scores: np.ndarray, member: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    m = risk.attack_metrics(scores[candidate][None], member[candidate][None])
+    return m["aggregate"]
+
+
+def _flagged(fpr: np.ndarray, member: np.ndarray) -> dict[str, int]:
+    return {repr(level): int(np.count_nonzero(member & (fpr <= level))) for level in FLAG_LEVELS}
+
+
+def _summary(
+    config: DeployedConfig,
+    cohort: Cohort,
+    record: dict[str, Any],
+    role: np.ndarray,
+    scored: dict[str, Any],
+    control: dict[str, Any],
+    performance: pd.DataFrame,
+    attack: str,
+    attack_rule: str,
+    target: TargetOutputs,
+) -> dict[str, Any]:
+    member = role == ROLE_MEMBER
+    candidate = role != ROLE_POPULATION
+    rec_member = member[cohort.patient]
+    rec_candidate = candidate[cohort.patient]
+    thresholds = sorted(config.audit.thresholds)
+    exposure = scored["target_exposure"]
+    verdict: confound.Confound = control["verdict"]
+    identity = record.get("identity", {})
+    target_perf = performance.iloc[0]
+    metrics = {
+        "aggregate": _metrics(scored["target_record"], rec_member, rec_candidate),
+        "patient": _metrics(scored["target_score"], member, candidate),
+        "patient_auc_ci": verdict.attack.to_dict(),
+        "flagged": _flagged(scored["target_fpr"], member),
+        "high_risk": risk.high_risk_counts(exposure[member], thresholds),
+    }
+    neither = {
+        "aggregate": _metrics(scored["neither_record"], rec_member, rec_candidate),
+        "patient": _metrics(scored["neither_score"], member, candidate),
+        "flagged": _flagged(scored["neither_fpr"], member),
+    }
+    classifier = control["classifier"]
+    confound_info = verdict.to_dict()
+    confound_info["classifier_model"] = None if classifier is None else classifier.classifier
+    confound_info["folds"] = None if classifier is None else classifier.folds
+    confound_info["neither_model"] = neither
+    return {
+        "kind": "deployed",
+        "primary_attack": attack,
+        "attack_rule": attack_rule,
+        "attacks": {attack: metrics},
+        "confound": confound_info,
+        "target": {
+            "source": target.source,
+            "kind": target.kind,
+            "test_auroc": float(target_perf["test_auroc"]),
+            "test_accuracy": float(target_perf["test_accuracy"]),
+            "train_accuracy": float(target_perf["train_accuracy"]),
+        },
+        "roles": {
+            "members": int(member.sum()),
+            "non_members": int((role == ROLE_NONMEMBER).sum()),
+            "population": int((role == ROLE_POPULATION).sum()),
+            "population_rule": (
+                "listed in population.patients"
+                if config.population.patients is not None
+                else f"{config.population.fraction:g} of the non-roster patients, seed {config.audit.seed}"
+            ),
+        },
+        "references": config.references.models,
+        "mode": "online" if attack == "lira_online" else "offline",
+        "rmia_a": scored["rmia_a"],
+        "diagnostic": {
+            "auroc_mean": float(target_perf["test_auroc"]),
+            "auroc_std": 0.0,
+            "accuracy_mean": float(target_perf["test_accuracy"]),
+            "accuracy_std": 0.0,
+            "train_accuracy_mean": float(target_perf["train_accuracy"]),
+        },
+        "flag_levels": list(FLAG_LEVELS),
+        "patient_aggregate": "max",
+        "record_auc": "one target",
+        "thresholds": thresholds,
+        "top_fraction": config.audit.top_fraction,
+        "redacted": config.report.redact,
+        "models": config.references.models + 1,
+        "targets": 1,
+        "cohort": cohort_info(cohort),
+        "data_fingerprint": identity.get("data_fingerprint", cohort.fingerprint()),
+        "config_hash": identity.get("training_hash"),
+        "miaudit_version": record.get("miaudit_version"),
+        "seed": config.audit.seed,
+    }
