@@ -162,6 +162,34 @@ def _plan(store: RunStore, cohort: Cohort, spec: AuditSpec) -> MembershipPlan:
     return plan
 
 
+def train_missing(
+    store: RunStore,
+    job: TrainingJob,
+    num_models: int,
+    group_size: int,
+    progress: ProgressSink,
+    executor: Any | None = None,
+    after_shard: Callable[[int], None] | None = None,
+) -> None:
+    """Train the models of a run that have no shard yet; each finished group is saved at once.
+
+    The driver alone writes shards (workers only return logits), so a killed run resumes
+    from its last finished group and any executor can train the rest.
+    """
+    done = store.finished_models()
+    todo = [m for m in range(num_models) if m not in done]
+    progress.stage("training reference models", total=num_models)
+    progress.advance(num_models - len(todo))
+
+    def on_done(models: np.ndarray, logits: np.ndarray) -> None:
+        store.write_shard(models, logits)
+        progress.advance(len(models))
+        if after_shard is not None:
+            after_shard(len(models))
+
+    (executor or LocalExecutor()).run(job, make_groups(todo, group_size), on_done)
+
+
 def run_audit(
     config: AuditConfig,
     out: Path,
@@ -200,11 +228,6 @@ def run_audit(
         record_keep = plan.record_keep(cohort.patient)
 
         t1 = time.perf_counter()
-        done = store.finished_models()
-        todo = [m for m in range(spec.models) if m not in done]
-        groups = make_groups(todo, spec.group_size)
-        progress.stage("training reference models", total=spec.models)
-        progress.advance(spec.models - len(todo))
         job = TrainingJob(
             model=config.model,
             training=config.training,
@@ -218,14 +241,7 @@ def run_audit(
             views=config.views,
             modality=cohort.modality,
         )
-
-        def on_done(models: np.ndarray, logits: np.ndarray) -> None:
-            store.write_shard(models, logits)
-            progress.advance(len(models))
-            if after_shard is not None:
-                after_shard(len(models))
-
-        (executor or LocalExecutor()).run(job, groups, on_done)
+        train_missing(store, job, spec.models, spec.group_size, progress, executor, after_shard)
         timings["training_s"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()

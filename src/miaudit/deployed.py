@@ -70,7 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from miaudit import confound, risk
 from miaudit.attacks import calibrate_offline_a, lira_target, rmia_target
-from miaudit.audit import ProgressSink, cohort_info, load_cohort
+from miaudit.audit import ProgressSink, cohort_info, load_cohort, train_missing
 from miaudit.cohort import Cohort
 from miaudit.config import (
     MAX_MODELS,
@@ -83,7 +83,7 @@ from miaudit.config import (
 )
 from miaudit.diagnostics import model_performance
 from miaudit.errors import InputError
-from miaudit.executors import LocalExecutor, TrainingJob, make_groups
+from miaudit.executors import TrainingJob
 from miaudit.models import ModelSpec
 from miaudit.plan import make_plan
 from miaudit.signals import check_logits, compute_signal
@@ -608,10 +608,6 @@ def run_deployed(
 
         t1 = time.perf_counter()
         num_models = references + 1
-        done = store.finished_models()
-        todo = [m for m in range(num_models) if m not in done]
-        progress.stage("training reference models", total=num_models)
-        progress.advance(num_models - len(todo))
         job = TrainingJob(
             model=config.model,
             training=config.training,
@@ -623,14 +619,9 @@ def run_deployed(
             privacy=config.privacy,
             patient=cohort.patient,
         )
-
-        def on_done(models: np.ndarray, logits: np.ndarray) -> None:
-            store.write_shard(models, logits)
-            progress.advance(len(models))
-            if after_shard is not None:
-                after_shard(len(models))
-
-        (executor or LocalExecutor()).run(job, make_groups(todo, config.audit.group_size), on_done)
+        train_missing(
+            store, job, num_models, config.audit.group_size, progress, executor, after_shard
+        )
         timings["training_s"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
