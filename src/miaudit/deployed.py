@@ -70,7 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from miaudit import confound, risk
 from miaudit.attacks import calibrate_offline_a, lira_target, rmia_target
-from miaudit.audit import ProgressSink, cohort_info, load_cohort, train_missing
+from miaudit.audit import ProgressSink, _Silent, cohort_info, load_cohort, train_missing
 from miaudit.cohort import Cohort
 from miaudit.config import (
     MAX_MODELS,
@@ -495,14 +495,6 @@ def load_target(spec: TargetSpec, cohort: Cohort, model: ModelSpec) -> TargetOut
 
 
 # --------------------------------------------------------------------------- the run
-
-
-class _Silent:
-    def stage(self, name: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
 
 
 @dataclass

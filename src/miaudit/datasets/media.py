@@ -47,6 +47,7 @@ several 0/1 columns instead (multi-label, classes = the column names).
 from __future__ import annotations
 
 import difflib
+import importlib
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -161,41 +162,32 @@ def load_media_cohort(spec: MediaSpec | dict[str, Any]) -> Cohort:
 # -- optional packages --------------------------------------------------------------------
 
 
-def import_pydicom(what: str) -> Any:
-    """pydicom, imported on first use: it is an optional extra."""
+def _optional(module: str, package: str, needs: str, what: str) -> Any:
+    """``module``, imported on first use: the readers' packages are an optional extra."""
     try:
-        import pydicom
+        return importlib.import_module(module)
     except ImportError as error:
         raise InputError(
-            f"{what}: DICOM files need the pydicom package, which is not installed; "
-            f"install it with `{_IMAGING_EXTRA}`."
+            f"{what}: {needs} the {package} package, which is not installed; install it "
+            f"with `{_IMAGING_EXTRA}`."
         ) from error
-    return pydicom
+
+
+def import_pydicom(what: str) -> Any:
+    """pydicom, imported on first use."""
+    return _optional("pydicom", "pydicom", "DICOM files need", what)
 
 
 def import_wfdb(what: str) -> Any:
-    """wfdb, imported on first use: it is an optional extra."""
-    try:
-        import wfdb
-    except ImportError as error:
-        raise InputError(
-            f"{what}: WFDB records need the wfdb package, which is not installed; "
-            f"install it with `{_IMAGING_EXTRA}`."
-        ) from error
+    """wfdb, imported on first use."""
+    wfdb = _optional("wfdb", "wfdb", "WFDB records need", what)
     # wfdb 4.3 calls pandas APIs that pandas 3 deprecates, once per record read.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"wfdb(\.|$)")
     return wfdb
 
 
 def _import_pillow(what: str) -> Any:
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise InputError(
-            f"{what}: reading images needs the Pillow package, which is not installed; "
-            f"install it with `{_IMAGING_EXTRA}`."
-        ) from error
-    return Image
+    return _optional("PIL.Image", "Pillow", "reading images needs", what)
 
 
 # -- pixels -------------------------------------------------------------------------------

@@ -66,35 +66,31 @@ def _shares(total: int, shares: tuple[tuple[str, float], ...]) -> np.ndarray:
     return np.repeat([name for name, _ in shares], counts)
 
 
-def _check_arguments(
+def check_settings(
+    what: str,
     num_patients: int,
-    num_features: int,
     rare_fraction: float,
     num_atypical: int,
     num_mislabelled: int,
     max_records_per_patient: int,
 ) -> int:
-    """InputError for impossible settings; returns the number of rare patients."""
+    """InputError for impossible settings of any synthetic cohort; the number of rare patients."""
     if num_patients < 4:
-        raise InputError(f"synthetic cohort: num_patients = {num_patients}; use at least 4.")
-    if num_features < 2:
-        raise InputError(f"synthetic cohort: num_features = {num_features}; use at least 2.")
+        raise InputError(f"{what}: num_patients = {num_patients}; use at least 4.")
     if not 0 <= rare_fraction < 0.5:
         raise InputError(
-            f"synthetic cohort: rare_fraction = {rare_fraction}; a rare subgroup is a minority: "
-            "use a fraction in [0, 0.5)."
+            f"{what}: rare_fraction = {rare_fraction}; a rare subgroup is a minority: use a "
+            "fraction in [0, 0.5)."
         )
     if num_atypical < 0 or num_mislabelled < 0:
-        raise InputError("synthetic cohort: num_atypical and num_mislabelled must be ≥ 0.")
+        raise InputError(f"{what}: num_atypical and num_mislabelled must be ≥ 0.")
     if max_records_per_patient < 1:
-        raise InputError(
-            f"synthetic cohort: max_records_per_patient = {max_records_per_patient}; use ≥ 1."
-        )
+        raise InputError(f"{what}: max_records_per_patient = {max_records_per_patient}; use ≥ 1.")
     num_rare = max(1, round(rare_fraction * num_patients)) if rare_fraction > 0 else 0
     if num_rare + num_atypical > num_patients - 2:
         raise InputError(
-            f"synthetic cohort: {num_rare} rare + {num_atypical} atypical patients leave fewer "
-            f"than 2 of {num_patients} patients in the majority; lower them or add patients."
+            f"{what}: {num_rare} rare + {num_atypical} atypical patients leave fewer than 2 of "
+            f"{num_patients} patients in the majority; lower them or add patients."
         )
     return num_rare
 
@@ -120,14 +116,16 @@ def make_synthetic_tabular(
     round(0.50·P) private, round(0.35·P) public, the rest uninsured), ``group``
     ('rare' / 'common') and ``age`` (whole years 18-90, numeric).
     """
-    num_rare = _check_arguments(
+    num_rare = check_settings(
+        "synthetic cohort",
         num_patients,
-        num_features,
         rare_fraction,
         num_atypical,
         num_mislabelled,
         max_records_per_patient,
     )
+    if num_features < 2:
+        raise InputError(f"synthetic cohort: num_features = {num_features}; use at least 2.")
     rng = np.random.default_rng(seed)
     p, f = num_patients, num_features
 

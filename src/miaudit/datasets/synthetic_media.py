@@ -42,7 +42,7 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.media import import_pydicom, import_wfdb
-from miaudit.datasets.synthetic import Planted
+from miaudit.datasets.synthetic import Planted, check_settings
 from miaudit.errors import InputError
 
 #: Lead names of synthetic ECGs, in the order ``leads`` takes them.
@@ -87,35 +87,6 @@ _MORPHOLOGY_SCALE = 0.15  # relative size of one standard deviation of a shape c
 
 
 # -- shared layout ------------------------------------------------------------------------
-
-
-def _check(
-    what: str,
-    num_patients: int,
-    rare_fraction: float,
-    num_atypical: int,
-    num_mislabelled: int,
-    max_records_per_patient: int,
-) -> int:
-    """InputError for impossible settings; returns the number of rare patients."""
-    if num_patients < 4:
-        raise InputError(f"{what}: num_patients = {num_patients}; use at least 4.")
-    if not 0 <= rare_fraction < 0.5:
-        raise InputError(
-            f"{what}: rare_fraction = {rare_fraction}; a rare subgroup is a minority: use a "
-            "fraction in [0, 0.5)."
-        )
-    if num_atypical < 0 or num_mislabelled < 0:
-        raise InputError(f"{what}: num_atypical and num_mislabelled must be ≥ 0.")
-    if max_records_per_patient < 1:
-        raise InputError(f"{what}: max_records_per_patient = {max_records_per_patient}; use ≥ 1.")
-    num_rare = max(1, round(rare_fraction * num_patients)) if rare_fraction > 0 else 0
-    if num_rare + num_atypical > num_patients - 2:
-        raise InputError(
-            f"{what}: {num_rare} rare + {num_atypical} atypical patients leave fewer than 2 of "
-            f"{num_patients} patients in the majority; lower them or add patients."
-        )
-    return num_rare
 
 
 class _Layout:
@@ -274,7 +245,7 @@ def make_synthetic_images(
     images carry a per-patient tint.
     """
     what = "synthetic image cohort"
-    num_rare = _check(
+    num_rare = check_settings(
         what, num_patients, rare_fraction, num_atypical, num_mislabelled, max_records_per_patient
     )
     _check_labels(what, num_labels, len(IMAGE_FINDINGS))
@@ -475,7 +446,7 @@ def make_synthetic_ecg(
     wander and noise. ``source`` records the sampling rate, which the ECG writers read.
     """
     what = "synthetic ECG cohort"
-    num_rare = _check(
+    num_rare = check_settings(
         what, num_patients, rare_fraction, num_atypical, num_mislabelled, max_records_per_patient
     )
     _check_labels(what, num_labels, len(ECG_FINDINGS))
