@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from _margins import SEED, at_least, at_most
 from sklearn.metrics import roc_auc_score
 
 from miaudit.confound import CONFOUND_RULE, AUCTest, assess, auc_test, delong, input_classifier
@@ -68,7 +69,7 @@ def test_nan_scores_are_left_out_and_one_sided_data_is_refused() -> None:
         delong(np.array([0.1, 0.2]), np.array([True, True]))
 
 
-def _two_sources(shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _two_sources(shift: float, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """300 patients, 1–3 records each; members (first half) shifted by ``shift`` in x0."""
     rng = np.random.default_rng(seed)
     p = 300
@@ -84,17 +85,21 @@ def _two_sources(shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, n
 def test_the_input_classifier_sees_a_source_shift_and_not_a_shared_source() -> None:
     inputs, labels, patient, member = _two_sources(3.0)
     shifted = input_classifier(inputs, labels, patient, member, np.ones(300, bool), seed=0)
-    assert shifted is not None and shifted.test.auc > 0.9 and shifted.test.p_value < 1e-6
+    assert shifted is not None
+    at_least("input classifier AUC under a source shift", shifted.test.auc, 0.9)
+    at_most("its p-value", shifted.test.p_value, 1e-6)
     inputs, labels, patient, member = _two_sources(0.0)
     same = input_classifier(inputs, labels, patient, member, np.ones(300, bool), seed=0)
-    assert same is not None and same.test.auc < 0.62 and same.test.p_value > 0.01
+    assert same is not None
+    at_most("input classifier AUC on a shared source", same.test.auc, 0.62)
+    at_least("its p-value", same.test.p_value, 0.01)
     # out-of-fold probability for every candidate record
     assert not np.isnan(same.probability).any()
 
 
 def test_folds_keep_a_patients_records_together() -> None:
     """Near-copies of one patient's records would leak its label across record-level folds."""
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(3 + SEED)
     p = 200
     member = rng.random(p) < 0.5
     patient = np.repeat(np.arange(p), 4)
@@ -104,7 +109,8 @@ def test_folds_keep_a_patients_records_together() -> None:
     result = input_classifier(
         inputs, labels, patient, member, np.ones(p, bool), seed=0, classifier="boosting"
     )
-    assert result is not None and result.test.auc < 0.62
+    assert result is not None
+    at_most("boosting AUC with patient-level folds", result.test.auc, 0.62)
     # a record-level split of the same data separates the groups: the leak the folds prevent
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier
@@ -116,7 +122,7 @@ def test_folds_keep_a_patients_records_together() -> None:
         cv=KFold(5, shuffle=True, random_state=0),
         method="predict_proba",
     )[:, 1]
-    assert roc_auc_score(member[patient], leaked) > 0.8
+    at_least("1-NN AUC with record-level folds", roc_auc_score(member[patient], leaked), 0.8)
 
 
 def test_only_candidates_are_classified_and_too_few_patients_give_none() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _margins import SEED, at_least, at_most
 
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module
@@ -52,7 +53,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def images() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tiny images whose class shows as a bright blob; four models on random halves."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(SEED)
     x = rng.normal(size=(N, *SHAPE)).astype(np.float32) * 0.5
     y = rng.integers(0, 3, N)
     for i in range(N):
@@ -140,13 +141,16 @@ def test_grouped_predicts_like_sequential_after_a_few_epochs(images, dropout: fl
     views = make_views(ViewSpec(flip=True, shift=1), "image", SHAPE)
     seq = train_conv(spec, training, x, y, keep, [0, 1, 2, 3], 2, views=views, grouped=False)
     grp = train_conv(spec, training, x, y, keep, [0, 1, 2, 3], 2, views=views, grouped=True)
-    assert (seq.argmax(-1) == grp.argmax(-1)).mean() >= 0.98
+    at_least("share of predictions the two paths agree on",
+             (seq.argmax(-1) == grp.argmax(-1)).mean(), 0.98, strict=False)
     prob = lambda z: torch.softmax(torch.from_numpy(z), -1).numpy()  # noqa: E731
-    assert np.abs(prob(seq) - prob(grp)).max() < 0.05
+    at_most("largest probability difference between the paths",
+            np.abs(prob(seq) - prob(grp)).max(), 0.08)
     # and the models did train: their logits moved well beyond that difference
     untrained = train_conv(spec, training.model_copy(update={"learning_rate": 1e-12}), x, y,
                            keep, [0, 1, 2, 3], 2, views=views)
-    assert np.abs(prob(seq) - prob(untrained)).max() > 0.15
+    at_least("largest probability change from training", np.abs(prob(seq) - prob(untrained)).max(),
+             0.15)
 
 
 @pytest.mark.parametrize("grouped", [False, True])
@@ -260,7 +264,7 @@ def test_score_modules_equals_a_per_record_loop() -> None:
 # --- labels, signals, precision ------------------------------------------------------------
 
 def test_multilabel_training_reduces_bce_and_learns_a_planted_rule() -> None:
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(1 + SEED)
     n = 64
     x = (rng.normal(size=(n, *SHAPE)) * 0.5).astype(np.float32)
     y = (rng.random((n, 2)) < 0.5).astype(np.int64)
@@ -281,15 +285,16 @@ def test_multilabel_training_reduces_bce_and_learns_a_planted_rule() -> None:
         return float(loss), ((z > 0) == y).mean(0)
 
     before, _ = bce(1, False)
-    after, accuracy = bce(20, False)
-    assert after < before - 0.05
-    assert (accuracy >= 0.8).all()
-    grouped_after, grouped_accuracy = bce(20, True)
-    assert grouped_after < before - 0.05 and (grouped_accuracy >= 0.8).all()
+    after, accuracy = bce(40, False)
+    at_least("BCE drop from 1 to 40 epochs", before - after, 0.1)
+    at_least("lowest per-finding accuracy", accuracy.min(), 0.75, strict=False)
+    grouped_after, grouped_accuracy = bce(40, True)
+    at_least("BCE drop, grouped", before - grouped_after, 0.1)
+    at_least("lowest per-finding accuracy, grouped", grouped_accuracy.min(), 0.75, strict=False)
 
 
 def test_resnet1d_learns_a_rule_on_signals() -> None:
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(2 + SEED)
     n, leads, t = 48, 2, 32
     x = rng.normal(size=(n, leads, t)).astype(np.float32)
     y = rng.integers(0, 2, n)
@@ -299,22 +304,22 @@ def test_resnet1d_learns_a_rule_on_signals() -> None:
     z = train_group(spec, TrainingSpec(epochs=15, batch_size=16, learning_rate=1e-2), x, y,
                     np.ones((1, n), bool), [0], 0, views=views)
     assert z.shape == (1, n, 3, 2)
-    assert (z[0, :, 0].argmax(-1) == y).mean() >= 0.9
+    at_least("accuracy", (z[0, :, 0].argmax(-1) == y).mean(), 0.9, strict=False)
 
 
 def test_mixed_precision_keeps_float32_weights_and_trains() -> None:
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(3 + SEED)
     x = rng.normal(size=(32, *SHAPE)).astype(np.float32)
     y = rng.integers(0, 2, 32)
     x[y == 1, 0, 2:5, 2:5] += 2.0
-    training = TrainingSpec(epochs=15, batch_size=8, learning_rate=1e-2)
+    training = TrainingSpec(epochs=30, batch_size=8, learning_rate=1e-2)
     keep = np.ones((1, 32), bool)
     full = train_conv(SPEC, training, x, y, keep, [0], 0, grouped=True)
     half = train_conv(SPEC, training, x, y, keep, [0], 0, grouped=True, mixed_precision=True)
     assert half.dtype == np.float32 and np.isfinite(half).all()
     assert not np.array_equal(half, full)  # bf16 really was used
-    assert (full[0, :, 0].argmax(-1) == y).mean() >= 0.9
-    assert (half[0, :, 0].argmax(-1) == y).mean() >= 0.9
+    at_least("accuracy, float32", (full[0, :, 0].argmax(-1) == y).mean(), 0.9, strict=False)
+    at_least("accuracy, bf16", (half[0, :, 0].argmax(-1) == y).mean(), 0.9, strict=False)
 
 
 # --- errors ---------------------------------------------------------------------------------

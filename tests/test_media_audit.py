@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _margins import SEED, at_least, planted_or_decoy
 from sklearn.metrics import roc_auc_score
 
 from miaudit.audit import run_audit
@@ -49,6 +50,14 @@ def planted_ranking(patients: pd.DataFrame, planted_ids: set[str], attack: str) 
     return float(roc_auc_score(is_planted, exposure)), int(is_planted[top].sum())
 
 
+def planted_ids(cohort: object, planted: object) -> set[str]:
+    """Ids of the planted rare and atypical patients (decoys under MIAUDIT_TEST_DECOY=1)."""
+    index = planted_or_decoy(
+        np.union1d(planted.rare_patients, planted.atypical_patients), cohort.num_patients
+    )
+    return set(cohort.patient_ids[index])
+
+
 RECIPE = """
 [model]
 width = 8
@@ -65,7 +74,7 @@ attacks = ["rmia", "lira", "loss"]
 
 
 def test_image_audit_from_a_png_folder_ranks_the_planted_patients_first(tmp_path: Path) -> None:
-    cohort, planted = make_synthetic_images(120, seed=0)
+    cohort, planted = make_synthetic_images(120, seed=SEED)
     index = write_image_folder(cohort, tmp_path / "images", fmt="png")
     config = tmp_path / "images.toml"
     config.write_text(
@@ -82,23 +91,23 @@ def test_image_audit_from_a_png_folder_ranks_the_planted_patients_first(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cohort"]["modality"] == "image"
     assert summary["cohort"]["input_shape"] == [1, 16, 16]
-    assert summary["diagnostic"]["auroc_mean"] > 0.85  # the models learn the finding
+    at_least("mean AUROC (the models learn the finding)", summary["diagnostic"]["auroc_mean"], 0.85)
     logits = np.load(out / "scores" / "rmia.npy")
     assert logits.shape == (16, cohort.num_records)
     patients = pd.read_parquet(out / "patients.parquet")
-    ids = set(cohort.patient_ids[np.union1d(planted.rare_patients, planted.atypical_patients)])
+    ids = planted_ids(cohort, planted)
     chance_top = len(ids) ** 2 / cohort.num_patients
     for attack in ("rmia", "lira", "loss"):
         auc, in_top = planted_ranking(patients, ids, attack)
-        assert auc > 0.85, (attack, auc)
-        assert in_top >= 3 * chance_top, (attack, in_top)
+        at_least(f"{attack}: AUC of exposure, planted vs others", auc, 0.65)
+        at_least(f"{attack}: planted in the top k / chance", in_top / chance_top, 2, strict=False)
     # the rare subgroup is over-represented among the most exposed, and the report says so
     assert (out / "report.html").stat().st_mode & 0o077 == 0
     assert "group" in (out / "report.html").read_text()
 
 
 def test_ecg_audit_from_wfdb_records_ranks_the_planted_patients_first(tmp_path: Path) -> None:
-    cohort, planted = make_synthetic_ecg(120, seed=0)
+    cohort, planted = make_synthetic_ecg(120, seed=SEED)
     index = write_ecg_folder(cohort, tmp_path / "ecg", fmt="wfdb")
     config = tmp_path / "ecg.toml"
     config.write_text(
@@ -110,15 +119,16 @@ def test_ecg_audit_from_wfdb_records_ranks_the_planted_patients_first(tmp_path: 
     assert cfg.model.family == "resnet1d"
     result = run_audit(cfg, tmp_path / "run")
     assert result.summary["cohort"]["input_shape"] == list(cohort.inputs.shape[1:])
-    ids = set(cohort.patient_ids[np.union1d(planted.rare_patients, planted.atypical_patients)])
+    ids = planted_ids(cohort, planted)
     is_planted = result.patients["patient_id"].isin(ids).to_numpy()
     for attack in ("rmia", "lira", "loss"):
         auc, _ = planted_ranking(result.patients, ids, attack)
         exposure = result.patients[f"exposure_{attack}"].to_numpy(dtype=float)
         # atrial fibrillation (the rare subgroup) is less memorable than a rare image
         # appearance, so the ECG margin is smaller than the image one, yet clear
-        assert auc > 0.7, (attack, auc)
-        assert exposure[is_planted].mean() > exposure[~is_planted].mean() + 0.1, attack
+        at_least(f"{attack}: AUC of exposure, planted vs others", auc, 0.6)
+        at_least(f"{attack}: mean exposure, planted - others",
+                 exposure[is_planted].mean() - exposure[~is_planted].mean(), 0.05)
     # three views per record, every one scored by every model
     shard = next((tmp_path / "run" / "shards").iterdir())
     with np.load(shard, allow_pickle=False) as arrays:
