@@ -71,6 +71,7 @@ def at_most(name: str, value: float, threshold: float, *, strict: bool = True) -
 def planted_or_decoy(planted: np.ndarray, num_patients: int) -> np.ndarray:
     """The planted patient indices, or (under ``MIAUDIT_TEST_DECOY=1``) as many others."""
     planted = np.unique(np.asarray(planted, dtype=np.int64))
+    _record("looks for planted patients", float(planted.size), "ranking", 0.0)
     if not DECOY:
         return planted
     others = np.setdiff1d(np.arange(num_patients), planted)

@@ -128,9 +128,9 @@ def main() -> int:
             print("no check recorded a value", file=sys.stderr)
             return 1
         rows = pd.DataFrame([json.loads(line) for line in values.read_text().splitlines()])
-    table = summarise(rows)
+    table = summarise(rows[rows["op"] != "ranking"])
     if args.decoy:
-        planted = sorted({t for t in rows["test"] if "planted" in t or "exposed" in t or "flagged" in t})
+        planted = sorted(set(rows.loc[rows["op"] == "ranking", "test"]))
         print(f"\nWith decoys for the planted patients, {len(failed)} tests fail:")
         print("\n".join(f"  {t}" for t in sorted(set(failed))))
         survivors = [t for t in planted if t not in failed]
