@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,18 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from margins import PATHS
+from margins import PATHS, path_environment
 
 from miaudit import risk
 
 
 def audit(dataset: str, models: int, out: Path, path: str) -> float:
     """One audit in a fresh process under a numeric path; its wall time."""
-    env = {k: v for k, v in os.environ.items() if k not in {e for p in PATHS.values() for e in p}}
-    env.update(PATHS[path])
     start = time.monotonic()
     subprocess.run(
         [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", dataset,
          "--models", str(models), "--out", str(out)],
-        env=env, check=True, stdout=subprocess.DEVNULL,
+        env=path_environment(path), check=True, stdout=subprocess.DEVNULL,
     )
     return time.monotonic() - start
 

@@ -51,10 +51,17 @@ PATHS: dict[str, dict[str, str]] = {
 }
 
 
+def path_environment(path: str) -> dict[str, str]:
+    """This process's environment with one numeric path's variables (and no other path's)."""
+    chosen = {name for variables in PATHS.values() for name in variables}
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
+    env.update(PATHS[path])
+    return env
+
+
 def run_once(path: str, seed: int, out: Path, decoy: bool, expr: str, keyword: str) -> list[str]:
     """One pytest run of the model-training tests; the tests that failed."""
-    env = {k: v for k, v in os.environ.items() if k not in {e for p in PATHS.values() for e in p}}
-    env.update(PATHS[path])
+    env = path_environment(path)
     env.update(
         MIAUDIT_MARGINS=str(out),
         MIAUDIT_NUMERIC_PATH=path,
@@ -128,7 +135,6 @@ def main() -> int:
             print("no check recorded a value", file=sys.stderr)
             return 1
         rows = pd.DataFrame([json.loads(line) for line in values.read_text().splitlines()])
-    table = summarise(rows[rows["op"] != "ranking"])
     if args.decoy:
         planted = sorted(set(rows.loc[rows["op"] == "ranking", "test"]))
         print(f"\nWith decoys for the planted patients, {len(failed)} tests fail:")
@@ -136,6 +142,7 @@ def main() -> int:
         survivors = [t for t in planted if t not in failed]
         print("Ranking tests that still pass (must be none):", survivors or "none")
         return 1 if survivors else 0
+    table = summarise(rows[rows["op"] != "ranking"])
     text = markdown(table)
     print(text)
     if args.out:
