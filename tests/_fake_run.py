@@ -19,7 +19,14 @@ import pandas as pd
 
 from miaudit import risk
 from miaudit.plan import make_plan
-from miaudit.store import write_csv, write_json, write_npy, write_npz, write_parquet, write_text
+from miaudit.results.store import (
+    write_csv,
+    write_json,
+    write_npy,
+    write_npz,
+    write_parquet,
+    write_text,
+)
 
 NUM_PATIENTS = 500
 NUM_MODELS = 16
@@ -36,7 +43,7 @@ COHORT_NAME = "synthetic <ed> & co"
 def _redact_ids(ids: np.ndarray, key: bytes, prefix: str) -> np.ndarray:
     """The exports' pseudonyms; a stand-in only while ``redact_ids`` is not importable."""
     try:
-        from miaudit.report.exports import redact_ids
+        from miaudit.results.redact import redact_ids
     except ImportError:  # pragma: no cover - depends on the lead's module being present
 
         def redact_ids(ids: np.ndarray, key: bytes, prefix: str = "P-") -> np.ndarray:

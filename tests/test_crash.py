@@ -29,7 +29,7 @@ from hostile.runfiles import content, result_digests
 from hostile.zygote import Result, Zygote, read_trace
 
 from miaudit.errors import InputError
-from miaudit.store import RunStore, write_npz
+from miaudit.results.store import RunStore, write_npz
 
 CONFIG = """
 [cohort.synthetic]

@@ -11,7 +11,7 @@ import pytest
 from miaudit.audit import run_audit
 from miaudit.config import parse_config
 from miaudit.datasets import make_synthetic_tabular
-from miaudit.report.exports import KEY_ENV, redact_ids, redaction_key
+from miaudit.results.redact import KEY_ENV, redact_ids, redaction_key
 
 SYNTH = {"num_patients": 80, "num_features": 5, "seed": 4}
 

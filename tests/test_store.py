@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from miaudit.errors import InputError
-from miaudit.store import RunStore, write_text
+from miaudit.results.store import RunStore, write_text
 
 IDENT = {"training_hash": "a" * 64, "data_fingerprint": "b" * 64, "models": 4}
 

@@ -14,7 +14,7 @@ import pytest
 from miaudit.audit import AuditResult
 from miaudit.config import AuditConfig
 from miaudit.errors import InputError
-from miaudit.store import load_npz
+from miaudit.results.store import load_npz
 from miaudit.sweep import HIGH_RISK, SweepSpec, _row, run_sweep, sweep_points
 from miaudit.training.dp import DPSpec, privacy_report
 

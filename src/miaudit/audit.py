@@ -24,9 +24,12 @@ from miaudit.datasets.tabular import TableSpec
 from miaudit.diagnostics import model_performance, summarise_performance
 from miaudit.errors import InputError
 from miaudit.executors import LocalExecutor, TrainingJob, make_groups
+from miaudit.findings import AttackResult, attack_figures
 from miaudit.plan import MembershipPlan, make_plan
+from miaudit.results import layout as L
+from miaudit.results.store import RunStore, load_npz, write_npz, write_text
+from miaudit.results.write import write_outputs
 from miaudit.signals import check_logits
-from miaudit.store import RunStore, load_npz, write_npz, write_text
 
 
 class ProgressSink(Protocol):
@@ -42,19 +45,6 @@ class _Silent:
 
     def advance(self, n: int = 1) -> None:
         pass
-
-
-@dataclass
-class AttackResult:
-    """Everything one attack yields on one run."""
-
-    name: str
-    targets: np.ndarray  # [T] model indices
-    scores: np.ndarray  # [T, N]
-    record: risk.RecordAUC
-    exposure: np.ndarray  # [P]
-    exposure_se: np.ndarray  # [P]
-    metrics: dict[str, Any]
 
 
 @dataclass
@@ -133,8 +123,7 @@ def score_attacks(
             se=record.se,
             num_patients=num_patients,
         )
-        metrics = risk.attack_metrics(scores, membership)
-        metrics["high_risk"] = risk.high_risk_counts(exposure, thresholds=tuple(spec.thresholds))
+        metrics = attack_figures(scores, membership, exposure, tuple(spec.thresholds))
         results[name] = AttackResult(name, targets, scores, record, exposure, se, metrics)
     return results
 
@@ -149,7 +138,7 @@ def _identity(config: AuditConfig, cohort: Cohort) -> dict[str, Any]:
 
 def _plan(store: RunStore, cohort: Cohort, spec: AuditSpec) -> MembershipPlan:
     """The run's plan: made once, then always read back (the resumed run uses the same)."""
-    path = store.file("plan.npz")
+    path = store.file(L.PLAN)
     if path.is_file():
         plan = MembershipPlan.from_arrays(load_npz(path))
         if plan.keep.shape != (spec.models, cohort.num_patients):
@@ -200,8 +189,6 @@ def run_audit(
     after_shard: Callable[[int], None] | None = None,
 ) -> AuditResult:
     """Train (or resume), score and write one audit into ``out``."""
-    from miaudit.report.exports import write_outputs
-
     progress = progress or _Silent()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -217,7 +204,7 @@ def run_audit(
 
     with RunStore.open(out, identity=_identity(config, cohort), force=force) as store:
         plan = _plan(store, cohort, spec)
-        write_text(store.file("config.toml"), to_toml(config))
+        write_text(store.file(L.CONFIG), to_toml(config))
         identity = _identity(config, cohort)
         store.update_run_record(
             config_hash=identity["training_hash"],

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from miaudit.errors import MiauditError
+from miaudit.results import layout as L
 
 app = typer.Typer(
     add_completion=False,
@@ -161,6 +162,11 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def _attribute_columns(patients: Any) -> list[str]:
+    """The first four subgroup columns of a patient table, for the terminal summary."""
+    return [c for c in patients.columns if c.startswith(L.ATTRIBUTE_PREFIX)][:4]
+
+
 def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     cohort = summary["cohort"]
     diag = summary["diagnostic"]
@@ -186,17 +192,17 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
         )
     console.print(table)
     primary = summary["primary_attack"]
-    top = patients.sort_values(["exposure", "patient"], ascending=[False, True]).head(10)
-    attr_cols = [c for c in patients.columns if c.startswith("attr_")][:4]
+    top = patients.sort_values([L.EXPOSURE, L.PATIENT], ascending=[False, True]).head(10)
+    attr_cols = _attribute_columns(patients)
     t2 = Table(title=f"Most exposed patients ({primary})")
     for col in ("patient id", "exposure", "± se", "records", *[c[5:] for c in attr_cols]):
         t2.add_column(col)
     for _, row in top.iterrows():
         t2.add_row(
-            str(row["patient_id"]),
-            _fmt(row["exposure"]),
-            _fmt(row["se"]),
-            str(row["records"]),
+            str(row[L.PATIENT_ID]),
+            _fmt(row[L.EXPOSURE]),
+            _fmt(row[L.SE]),
+            str(row[L.RECORD_COUNT]),
             *[str(row[c]) for c in attr_cols],
         )
     console.print(t2)
@@ -311,19 +317,19 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
     )
     for reason in c["reasons"]:
         console.print(f"  {reason}")
-    members = patients[patients["member"]]
-    top = members.sort_values(["exposure", "score", "patient"], ascending=[False, False, True])
-    attr_cols = [c for c in patients.columns if c.startswith("attr_")][:4]
+    members = patients[patients[L.MEMBER]]
+    top = members.sort_values([L.EXPOSURE, L.SCORE, L.PATIENT], ascending=[False, False, True])
+    attr_cols = _attribute_columns(patients)
     t2 = Table(title="Most exposed members")
     for col in ("patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols]):
         t2.add_column(col)
     for _, row in top.head(10).iterrows():
         t2.add_row(
-            str(row["patient_id"]),
-            _fmt(row["exposure"]),
-            _fmt(row["fpr"], 4),
-            _fmt(row["p_value"], 4),
-            str(row["records"]),
+            str(row[L.PATIENT_ID]),
+            _fmt(row[L.EXPOSURE]),
+            _fmt(row[L.FPR], 4),
+            _fmt(row[L.P_VALUE], 4),
+            str(row[L.RECORD_COUNT]),
             *[str(row[c]) for c in attr_cols],
         )
     console.print(t2)
@@ -338,7 +344,7 @@ def report(
     from miaudit.errors import InputError
     from miaudit.report import build_report
 
-    if not (run_dir / "summary.json").is_file():
+    if not (run_dir / L.SUMMARY).is_file():
         raise InputError(
             f"{run_dir}: no summary.json — not a finished miaudit run; run `miaudit audit` first"
         )

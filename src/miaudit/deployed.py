@@ -86,8 +86,11 @@ from miaudit.errors import InputError
 from miaudit.executors import TrainingJob
 from miaudit.models import ModelSpec
 from miaudit.plan import make_plan
+from miaudit.results import layout as L
+from miaudit.results.layout import ROLE_MEMBER, ROLE_NONMEMBER, ROLE_POPULATION
+from miaudit.results.store import RunStore, load_npz, write_npz, write_text
+from miaudit.results.write import write_deployed_outputs
 from miaudit.signals import check_logits, compute_signal
-from miaudit.store import RunStore, load_npz, write_npz, write_text
 from miaudit.target import (
     TargetOutputs,
     predict_onnx,
@@ -129,8 +132,6 @@ SINGLE_REFERENCE_A = 0.3
 #: FPR levels at which flagged members are counted.
 FLAG_LEVELS = (0.1, 0.01, 0.001)
 
-ROLE_POPULATION, ROLE_MEMBER, ROLE_NONMEMBER = 0, 1, 2
-ROLE_NAMES = {ROLE_POPULATION: "population", ROLE_MEMBER: "member", ROLE_NONMEMBER: "non-member"}
 
 
 # --------------------------------------------------------------------------- the schema
@@ -537,7 +538,7 @@ def _plan(store: RunStore, keep: np.ndarray, member: np.ndarray, role: np.ndarra
     plan.npz ``keep`` has one row per model of the run: row 0 the target (its roster),
     rows 1..R the references and row R + 1 the neither model (shard index m is row m + 1).
     """
-    path = store.file("plan.npz")
+    path = store.file(L.PLAN)
     if path.is_file():
         arrays = load_npz(path)
         stored = np.asarray(arrays.get("keep", np.zeros((0, 0)))).astype(bool)
@@ -563,8 +564,6 @@ def run_deployed(
     after_shard: Callable[[int], None] | None = None,
 ) -> DeployedResult:
     """Read the target's outputs, train (or resume) the references, score and write the run."""
-    from miaudit.report.exports import write_deployed_outputs
-
     progress = progress or _Silent()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -588,7 +587,7 @@ def run_deployed(
     identity = _identity(config, cohort, role, online)
     with RunStore.open(out, identity=identity, force=force) as store:
         plan_keep = _plan(store, plan_keep, member, role, seed)
-        write_text(store.file("config.toml"), to_toml(config))  # type: ignore[arg-type]
+        write_text(store.file(L.CONFIG), to_toml(config))  # type: ignore[arg-type]
         store.update_run_record(
             kind="deployed",
             config_hash=identity["training_hash"],

@@ -41,7 +41,7 @@ from sklearn import metrics as skmetrics
 
 from miaudit import disparity, risk
 from miaudit.errors import InputError
-from miaudit.report.html import RunFiles, load_run
+from miaudit.results.read import RunFiles, load_run
 
 __all__ = [
     "CheckResult",

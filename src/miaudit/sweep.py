@@ -29,7 +29,10 @@ from miaudit.audit import AuditResult, ProgressSink, run_audit
 from miaudit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
-from miaudit.store import load_npz, write_csv, write_json, write_parquet, write_text
+from miaudit.results import layout as L
+from miaudit.results.read import patient_attributes
+from miaudit.results.store import load_npz
+from miaudit.results.write import write_sweep
 from miaudit.training.dp import DPSpec, privacy_report
 
 __all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
@@ -154,7 +157,7 @@ def sweep_points(config: AuditConfig, sweep: SweepSpec) -> list[tuple[str, Audit
 
 def _num_units(run_dir: Path, patients: pd.DataFrame, privacy: DPSpec) -> int:
     """Privacy units of the smallest model of a run (from its plan)."""
-    keep = load_npz(run_dir / "plan.npz")["keep"]
+    keep = load_npz(run_dir / L.PLAN)["keep"]
     if privacy.level == "record":
         return int((keep @ patients["records"].to_numpy()).min())
     return int(keep.sum(axis=1).min())
@@ -172,11 +175,10 @@ def _privacy(cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
 
 
 def _subgroup_shares(patients: pd.DataFrame, seed: int) -> dict[str, float]:
-    columns = [c for c in patients.columns if c.startswith("attr_")]
-    exposure = patients["exposure"].to_numpy(dtype=float)
-    if not columns or np.isnan(exposure).all():
+    attributes = patient_attributes(patients)
+    exposure = patients[L.EXPOSURE].to_numpy(dtype=float)
+    if attributes.shape[1] == 0 or np.isnan(exposure).all():
         return {}
-    attributes = patients[columns].rename(columns=lambda c: c.removeprefix("attr_"))
     table = disparity.group_risk(attributes, exposure, thresholds=(HIGH_RISK,), n_boot=200, seed=seed)
     share = f"share_ge_{HIGH_RISK:g}"
     return {
@@ -189,8 +191,8 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
     summary = result.summary
     primary = summary["primary_attack"]
     cohort = summary["cohort"]
-    exposure = result.patients["exposure"].to_numpy(dtype=float)
-    se = result.patients["se"].to_numpy(dtype=float)
+    exposure = result.patients[L.EXPOSURE].to_numpy(dtype=float)
+    se = result.patients[L.SE].to_numpy(dtype=float)
     priv = _privacy(cfg, result)
     eps_target = (priv.get("epsilon_target") or priv["epsilon"]) if priv["private"] else math.inf
     bound = float(priv["max_auc"])
@@ -234,21 +236,6 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
     return row
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    return value
-
-
 def run_sweep(
     config: AuditConfig,
     sweep: SweepSpec,
@@ -272,22 +259,16 @@ def run_sweep(
         result = run_audit(cfg, out / name, force=force, progress=progress)
         row = _row(name, cfg, result)
         rows.append(row)
-        curves[name] = (risk.survival(result.patients["exposure"].to_numpy(dtype=float)), row)
+        curves[name] = (risk.survival(result.patients[L.EXPOSURE].to_numpy(dtype=float)), row)
     table = pd.DataFrame(rows)
-    write_parquet(out / "sweep.parquet", table)
-    write_csv(out / "sweep.csv", table)
-    write_json(
-        out / "sweep.json",
-        _jsonable({
-            "spec": sweep.model_dump(mode="json"),
-            "high_risk_threshold": HIGH_RISK,
-            "bound": "max_auc: largest attack AUC the DP mechanism permits, from the trade-off "
-                     "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
-                     "single (ε, δ) pair",
-            "points": table.to_dict(orient="records"),
-        }),
-    )
-    write_text(out / "sweep.svg", sweep_chart(table, {k: v[0] for k, v in curves.items()}))
+    meta = {
+        "spec": sweep.model_dump(mode="json"),
+        "high_risk_threshold": HIGH_RISK,
+        "bound": "max_auc: largest attack AUC the DP mechanism permits, from the trade-off "
+                 "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
+                 "single (ε, δ) pair",
+    }
+    write_sweep(out, table, meta, sweep_chart(table, {k: v[0] for k, v in curves.items()}))
     return table
 
 

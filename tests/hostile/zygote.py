@@ -149,7 +149,7 @@ def _die() -> None:
 
 def _install_hooks(request: dict[str, Any]) -> None:
     import miaudit.cli as cli
-    import miaudit.store as store
+    import miaudit.results.store as store
 
     trace = request.get("trace")
     crash = request.get("crash") or {}
@@ -310,8 +310,8 @@ def serve() -> None:
     import miaudit.cli
     import miaudit.report
     import miaudit.report.charts  # matplotlib: seconds to import, once here, not per child
-    import miaudit.report.exports
-    import miaudit.store
+    import miaudit.results.store
+    import miaudit.results.write
 
     del miaudit
     print("ready", flush=True)

@@ -13,26 +13,16 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from markupsafe import Markup
 
 from miaudit import confound, risk
 from miaudit.errors import InputError
-from miaudit.report.html import RunFiles, _cell, _environment, _group_sections, _rate_label
-from miaudit.store import load_npz
+from miaudit.report.html import _cell, _environment, _group_sections, _rate_label
+from miaudit.results.read import RunFiles
 
 __all__ = ["render_deployed"]
 
 TEMPLATE = "deployed.html"
-
-
-def _column(run: RunFiles, name: str) -> np.ndarray:
-    if name not in run.patients.columns:
-        raise InputError(
-            f"{run.path / 'patients.parquet'}: column {name!r} missing; this is not a complete "
-            "`miaudit audit-model` run. Rerun it to rewrite the tables."
-        )
-    return run.patients[name].to_numpy()
 
 
 def _patient_max(values: np.ndarray, patient: np.ndarray, num_patients: int) -> np.ndarray:
@@ -41,27 +31,12 @@ def _patient_max(values: np.ndarray, patient: np.ndarray, num_patients: int) -> 
     return patient_max(values, patient, num_patients)
 
 
-def _confound_arrays(run: RunFiles) -> dict[str, np.ndarray]:
-    path = run.path / "confound.npz"
-    if not path.is_file():
-        raise InputError(f"{path}: missing; rerun `miaudit audit-model` to rewrite it")
-    arrays = load_npz(path)
-    n = len(run.records)
-    for key in ("neither_scores", "classifier_probability"):
-        if key not in arrays or arrays[key].shape != (n,):
-            raise InputError(
-                f"{path}: array {key!r} missing or not one value per record ({n}); rerun "
-                "`miaudit audit-model` to rewrite it"
-            )
-    return arrays
-
-
 def _tests(run: RunFiles, member: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """Patient-level AUC tests of the target, the neither model and the input classifier."""
     patient = run.records["patient"].to_numpy(np.int64)
     p = len(run.patients)
-    arrays = _confound_arrays(run)
-    score = _column(run, "score").astype(np.float64)
+    arrays = run.confound_arrays()
+    score = run.column("score").astype(np.float64)
     attack = confound.auc_test(score[candidate], member[candidate])
     neither_score = _patient_max(arrays["neither_scores"], patient, p)
     neither = confound.auc_test(neither_score[candidate], member[candidate])
@@ -98,9 +73,9 @@ def _curve(scores: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _top_members(
     run: RunFiles, member: np.ndarray, exposure: np.ndarray, top_patients: int
 ) -> dict[str, Any]:
-    score = _column(run, "score").astype(np.float64)
-    fpr = _column(run, "fpr").astype(np.float64)
-    p_value = _column(run, "p_value").astype(np.float64)
+    score = run.column("score").astype(np.float64)
+    fpr = run.column("fpr").astype(np.float64)
+    p_value = run.column("p_value").astype(np.float64)
     idx = np.flatnonzero(member & ~np.isnan(exposure))
     order = idx[np.lexsort((idx, -np.nan_to_num(score[idx], nan=-np.inf), -exposure[idx]))]
     attrs = run.attributes()
@@ -124,10 +99,7 @@ def _top_members(
 
 def _models(run: RunFiles) -> dict[str, Any]:
     target = run.models.iloc[0]
-    path = run.path / "references.parquet"
-    if not path.is_file():
-        raise InputError(f"{path}: missing; rerun `miaudit audit-model` to rewrite it")
-    refs = pd.read_parquet(path)
+    refs = run.references()
     refs = refs[refs["role"].astype(str) == "reference"]
     auroc = refs["test_auroc"].to_numpy(np.float64)
     auroc = auroc[np.isfinite(auroc)]
@@ -148,13 +120,13 @@ def deployed_context(run: RunFiles, top_patients: int) -> dict[str, Any]:
 
     summary = run.summary
     attack = run.primary
-    role = _column(run, "role").astype(str)
-    member = _column(run, "member").astype(bool)
+    role = run.column("role").astype(str)
+    member = run.column("member").astype(bool)
     candidate = role != "population"
     nonmember = candidate & ~member
-    exposure = _column(run, "exposure").astype(np.float64)
-    fpr = _column(run, "fpr").astype(np.float64)
-    score = _column(run, "score").astype(np.float64)
+    exposure = run.column("exposure").astype(np.float64)
+    fpr = run.column("fpr").astype(np.float64)
+    score = run.column("score").astype(np.float64)
     warnings: list[str] = []
     record_scores = run.scores(attack)[0]
     record_member = run.membership()[0]

@@ -10,255 +10,26 @@ regenerated, checked and diffed; the same files always give the same bytes.
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import numpy as np
-import pandas as pd
 from markupsafe import Markup
 from sklearn import metrics as skmetrics
 
 from miaudit import disparity, risk
 from miaudit.errors import InputError
-from miaudit.store import load_npz, write_text
+from miaudit.results import layout as L
+from miaudit.results.read import RunFiles, load_run
+from miaudit.results.store import write_text
 
-__all__ = ["RunFiles", "build_report", "load_run"]
+__all__ = ["build_report"]
 
-REPORT_NAME = "report.html"
-REQUIRED_FILES = (
-    "summary.json",
-    "run.json",
-    "config.toml",
-    "plan.npz",
-    "records.parquet",
-    "patients.parquet",
-    "models.parquet",
-    "scores/targets.npy",
-)
-ATTR_PREFIX = "attr_"
-PSEUDONYM = re.compile(r"^P-[0-9a-f]{12}$")
 HEADLINE_THRESHOLD = 0.9
 """The exposure from which a patient counts as identified almost surely in the headline."""
-
-
-# --------------------------------------------------------------------------- the run's files
-
-
-@dataclass(eq=False)
-class RunFiles:
-    """The files of one finished run, checked for consistency; scores load on first use."""
-
-    path: Path
-    summary: dict[str, Any]
-    run: dict[str, Any]
-    config_text: str
-    keep: np.ndarray
-    targets: np.ndarray
-    records: pd.DataFrame
-    patients: pd.DataFrame
-    models: pd.DataFrame
-    _scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _membership: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def attacks(self) -> list[str]:
-        return list(self.summary["attacks"])
-
-    @property
-    def primary(self) -> str:
-        return str(self.summary["primary_attack"])
-
-    @property
-    def thresholds(self) -> list[float]:
-        return sorted(
-            float(t) for t in self.summary.get("thresholds", risk.DEFAULT_RISK_THRESHOLDS)
-        )
-
-    @property
-    def top_fraction(self) -> float:
-        return float(self.summary.get("top_fraction", 0.01))
-
-    def check_attack(self, attack: str, where: str) -> str:
-        if attack not in self.summary["attacks"]:
-            raise InputError(
-                f"{where}: attack {attack!r} is not in the run {self.path} (it has "
-                f"{', '.join(self.attacks)}); name one of those."
-            )
-        return attack
-
-    def scores(self, attack: str) -> np.ndarray:
-        """Membership scores [T, N] of ``attack`` (float64; NaN = undefined)."""
-        self.check_attack(attack, "scores")
-        if attack not in self._scores:
-            f = self.path / "scores" / f"{attack}.npy"
-            arr = _load_npy(f, "rerun `miaudit audit` on this run to rewrite its scores")
-            expected = (len(self.targets), len(self.records))
-            if arr.shape != expected:
-                raise InputError(
-                    f"{f}: shape {arr.shape}, but the run has {expected[0]} targets and "
-                    f"{expected[1]} records (records.parquet); the scores belong to another run."
-                    " Rerun `miaudit audit` with --force."
-                )
-            self._scores[attack] = arr.astype(np.float64)
-        return self._scores[attack]
-
-    def membership(self) -> np.ndarray:
-        """[T, N] bool: record n was IN target t's training set (its patient's keep)."""
-        if self._membership is None:
-            patient = self.records["patient"].to_numpy(np.int64)
-            self._membership = self.keep[self.targets][:, patient]
-        return self._membership
-
-    def exposure(self, attack: str) -> tuple[np.ndarray, np.ndarray]:
-        """Patient exposure [P] and its standard error [P] for ``attack``."""
-        self.check_attack(attack, "exposure")
-        return (
-            self.patients[f"exposure_{attack}"].to_numpy(np.float64),
-            self.patients[f"se_{attack}"].to_numpy(np.float64),
-        )
-
-    def attributes(self) -> pd.DataFrame:
-        """The patients' subgroup attributes (``attr_`` prefix removed), index 0..P-1."""
-        cols = [c for c in self.patients.columns if c.startswith(ATTR_PREFIX)]
-        frame = self.patients[cols].rename(columns=lambda c: c[len(ATTR_PREFIX) :])
-        return frame.reset_index(drop=True)
-
-
-def _missing_fix(run_dir: Path) -> str:
-    return f"it is not a finished run; run `miaudit audit --out {run_dir}` to finish it"
-
-
-def _load_json(f: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(
-            f"{f}: not valid JSON ({err}); rerun `miaudit audit` to rewrite it"
-        ) from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{f}: expected a JSON object; rerun `miaudit audit` to rewrite it")
-    return obj
-
-
-def _load_npy(f: Path, fix: str) -> np.ndarray:
-    if not f.is_file():
-        raise InputError(f"{f}: missing; {fix}")
-    try:
-        return np.load(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"{f}: unreadable or not a plain numeric array ({err}); {fix}") from None
-
-
-def _load_parquet(f: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(f)
-    except Exception as err:  # pyarrow raises several unrelated types for damaged files
-        raise InputError(
-            f"{f}: unreadable Parquet file ({type(err).__name__}); rerun `miaudit audit` to "
-            "rewrite it"
-        ) from None
-
-
-def _require_columns(frame: pd.DataFrame, columns: list[str], f: Path) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{f}: column(s) {', '.join(missing)} missing; the file was not written by this "
-            "version of miaudit. Rerun `miaudit audit` to rewrite it."
-        )
-
-
-def load_run(run_dir: Path | str) -> RunFiles:
-    """Read and cross-check a run directory (InputError names the file and the fix)."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise InputError(
-            f"{path}: not a directory; pass a run directory made by `miaudit audit --out DIR`"
-        )
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if missing:
-        raise InputError(f"{path}: missing {', '.join(missing)}; {_missing_fix(path)}")
-    summary = _load_json(path / "summary.json")
-    for key in ("primary_attack", "attacks"):
-        if key not in summary:
-            raise InputError(
-                f"{path / 'summary.json'}: key {key!r} missing; rerun `miaudit audit` to "
-                "rewrite the summary"
-            )
-    if not isinstance(summary["attacks"], dict) or not summary["attacks"]:
-        raise InputError(f"{path / 'summary.json'}: 'attacks' lists no attack; rerun the audit")
-    if summary["primary_attack"] not in summary["attacks"]:
-        raise InputError(
-            f"{path / 'summary.json'}: primary_attack {summary['primary_attack']!r} is not among "
-            f"the attacks ({', '.join(summary['attacks'])}); rerun `miaudit audit`"
-        )
-    run = _load_json(path / "run.json")
-    plan = load_npz(path / "plan.npz")
-    if "keep" not in plan:
-        raise InputError(f"{path / 'plan.npz'}: no 'keep' array; rerun the audit with --force")
-    keep = np.asarray(plan["keep"]).astype(bool)
-    targets = _load_npy(path / "scores" / "targets.npy", _missing_fix(path)).astype(np.int64)
-    records = _load_parquet(path / "records.parquet")
-    patients = _load_parquet(path / "patients.parquet")
-    models = _load_parquet(path / "models.parquet")
-    attacks = list(summary["attacks"])
-    _require_columns(records, ["patient"], path / "records.parquet")
-    _require_columns(
-        patients,
-        ["patient", "patient_id", "records"]
-        + [f"{p}_{a}" for a in attacks for p in ("exposure", "se")],
-        path / "patients.parquet",
-    )
-    _require_columns(models, ["model", "test_auroc"], path / "models.parquet")
-    if keep.ndim != 2 or keep.shape[1] != len(patients):
-        raise InputError(
-            f"{path / 'plan.npz'}: keep has shape {keep.shape} but patients.parquet has "
-            f"{len(patients)} patients; the files come from different runs. Rerun the audit."
-        )
-    if not np.array_equal(patients["patient"].to_numpy(), np.arange(len(patients))):
-        raise InputError(
-            f"{path / 'patients.parquet'}: rows are not in patient index order 0..P-1; rerun "
-            "`miaudit audit` to rewrite it"
-        )
-    patient = records["patient"].to_numpy()
-    if len(records) and (patient.min() < 0 or patient.max() >= len(patients)):
-        raise InputError(
-            f"{path / 'records.parquet'}: patient index outside 0..{len(patients) - 1}; the files "
-            "come from different runs. Rerun the audit."
-        )
-    if targets.ndim != 1 or len(targets) == 0 or targets.min() < 0 or targets.max() >= len(keep):
-        raise InputError(
-            f"{path / 'scores/targets.npy'}: target model indices must lie in 0..{len(keep) - 1}"
-            "; the files come from different runs. Rerun the audit."
-        )
-    files = RunFiles(
-        path=path,
-        summary=summary,
-        run=run,
-        config_text=(path / "config.toml").read_text(encoding="utf-8"),
-        keep=keep,
-        targets=targets,
-        records=records,
-        patients=patients,
-        models=models,
-    )
-    if summary.get("redacted"):
-        ids = patients["patient_id"].astype(str)
-        bad = ~ids.str.fullmatch(PSEUDONYM.pattern)
-        if bad.any():
-            # The offending value is not printed: it may be a real identifier.
-            raise InputError(
-                f"{path / 'patients.parquet'}: summary.json says the run is redacted, but "
-                f"{int(bad.sum())} patient_id value(s) (first at row {int(np.flatnonzero(bad)[0])})"
-                " are not pseudonyms; the files are inconsistent. Rerun `miaudit audit --redact`."
-            )
-    return files
 
 
 # --------------------------------------------------------------------------- formatting
@@ -681,7 +452,7 @@ def _environment() -> jinja2.Environment:
 
 def render(context: dict[str, Any]) -> str:
     """The report page for a context made by :func:`build_report` (escaped by jinja2)."""
-    return _environment().get_template(REPORT_NAME).render(**context)
+    return _environment().get_template(L.REPORT).render(**context)
 
 
 def build_report(run_dir: Path, *, out: Path | None = None, top_patients: int = 25) -> Path:
@@ -696,14 +467,14 @@ def build_report(run_dir: Path, *, out: Path | None = None, top_patients: int = 
             "(rows of the most-exposed table)"
         )
     run = load_run(run_dir)
-    if run.summary.get("kind") == "deployed":
+    if run.deployed:
         from miaudit.report.deployed import render_deployed
 
         html = render_deployed(run, top_patients)
     else:
         html = render(_context(run, top_patients))
-    path = Path(out) if out is not None else run.path / REPORT_NAME
+    path = Path(out) if out is not None else run.path / L.REPORT
     if path.is_dir():
-        path = path / REPORT_NAME
+        path = path / L.REPORT
     write_text(path, html)
     return path

@@ -1,4 +1,4 @@
-"""The run directory: config, plan, logits shards and results.
+"""The run directory's storage: atomic owner-only writes, the lock, the identity, the shards.
 
 Why it is careful: a run costs hours of training on sensitive data. Every file is written to a
 temporary name in the same folder and renamed into place, so a crash never leaves a partial
@@ -27,10 +27,10 @@ import pandas as pd
 
 from miaudit import __version__
 from miaudit.errors import InputError
+from miaudit.results.layout import LOCK as LOCK_FILE
+from miaudit.results.layout import RUN as RUN_FILE
+from miaudit.results.layout import SHARDS as SHARD_DIR
 
-RUN_FILE = "run.json"
-LOCK_FILE = "run.lock"
-SHARD_DIR = "shards"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
