@@ -10,7 +10,6 @@ situation the audit exists to show: an aggregate AUC near 0.5 hiding a few expos
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 
 from miaudit import risk
 from miaudit.plan import make_plan
+from miaudit.results.redact import redact_ids
 from miaudit.results.store import (
     write_csv,
     write_json,
@@ -38,24 +38,6 @@ THRESHOLDS = (0.8, 0.9, 0.95, 0.99)
 TOP_FRACTION = 0.02
 REDACTION_KEY = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 COHORT_NAME = "synthetic <ed> & co"
-
-
-def _redact_ids(ids: np.ndarray, key: bytes, prefix: str) -> np.ndarray:
-    """The exports' pseudonyms; a stand-in only while ``redact_ids`` is not importable."""
-    try:
-        from miaudit.results.redact import redact_ids
-    except ImportError:  # pragma: no cover - depends on the lead's module being present
-
-        def redact_ids(ids: np.ndarray, key: bytes, prefix: str = "P-") -> np.ndarray:
-            return np.array(
-                [
-                    prefix + hmac.new(key, str(i).encode(), hashlib.sha256).hexdigest()[:12]
-                    for i in ids
-                ],
-                dtype=object,
-            )
-
-    return redact_ids(ids, key, prefix)
 
 
 def _attributes(rng: np.random.Generator, num_patients: int) -> pd.DataFrame:
@@ -115,8 +97,8 @@ def make_fake_run(
     patient_ids = np.array([f"PT-{i}" for i in patient_numbers], dtype=object)
     record_ids = np.array([f"REC-{i:06d}" for i in range(n)], dtype=object)
     if redacted:
-        patient_ids = _redact_ids(patient_ids, REDACTION_KEY, "P-")
-        record_ids = _redact_ids(record_ids, REDACTION_KEY, "R-")
+        patient_ids = redact_ids(patient_ids, REDACTION_KEY, "P-")
+        record_ids = redact_ids(record_ids, REDACTION_KEY, "R-")
 
     labels = rng.choice(["alive", "died"], size=n, p=[0.65, 0.35])
     records = pd.DataFrame(

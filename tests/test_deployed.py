@@ -525,3 +525,20 @@ def test_the_control_reports_a_source_confound_and_passes_a_shared_source(
                     ((roster["p_value"] <= alpha).mean() - alpha) / sd, 6.0)
         at_most("members flagged at 1 % FPR",
                 result.summary["attacks"][result.attack]["flagged"]["0.01"], 8, strict=False)
+
+
+def test_the_stored_summary_agrees_with_the_findings_of_the_run_files(deployed: dict) -> None:
+    from miaudit.findings import deployed_findings
+    from miaudit.results.read import load_run
+
+    run = load_run(deployed["result"].run_dir)
+    found = deployed_findings(run)
+    stored = run.summary["attacks"][run.primary]
+    # a deployed run stores its scores as float64: the figures agree exactly
+    assert stored["aggregate"]["auc"] == pytest.approx(found.record_auc, abs=1e-12)
+    assert stored["patient"]["auc"] == pytest.approx(found.patient_auc, abs=1e-12)
+    assert {repr(lvl): n for lvl, n, _ in found.flagged} == stored["flagged"]
+    neither = run.summary["confound"]["neither_model"]["flagged"]
+    assert {repr(lvl): n for lvl, _, n in found.flagged} == neither
+    assert run.summary["confound"]["confounded"] == found.tests["verdict"].confounded
+    assert stored["high_risk"] == found.high_risk

@@ -24,11 +24,11 @@ from miaudit.datasets.tabular import TableSpec
 from miaudit.diagnostics import model_performance, summarise_performance
 from miaudit.errors import InputError
 from miaudit.executors import LocalExecutor, TrainingJob, make_groups
-from miaudit.findings import AttackResult, attack_figures
 from miaudit.plan import MembershipPlan, make_plan
 from miaudit.results import layout as L
 from miaudit.results.store import RunStore, load_npz, write_npz, write_text
 from miaudit.results.write import write_outputs
+from miaudit.scored import AttackResult, attack_figures
 from miaudit.signals import check_logits
 
 

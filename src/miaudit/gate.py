@@ -2,9 +2,9 @@
 
 A policy (TOML) states what a release may expose, e.g. at most 10 patients with exposure ≥ 0.9,
 an aggregate TPR of at most 1% at 0.1% FPR, no subgroup over-represented among the most exposed
-patients beyond a Pearson residual of 3. ``evaluate`` recomputes each figure from the run's files
-(the same way the report does) and returns one result per check; ``miaudit gate`` prints them
-and exits 1 when any fails. A typo in a policy must never pass silently, so unknown keys are
+patients beyond a Pearson residual of 3. ``evaluate`` takes each figure from the run's
+findings (:mod:`miaudit.findings`, the report's own) and returns one result per check;
+``miaudit gate`` prints them and exits 1 when any fails. A typo in a policy must never pass silently, so unknown keys are
 errors that name the key and the file.
 
 ```toml
@@ -37,10 +37,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from sklearn import metrics as skmetrics
 
-from miaudit import disparity, risk
 from miaudit.errors import InputError
+from miaudit.findings import AttackFindings, attack_findings
+from miaudit.findings.groups import composition
 from miaudit.results.read import RunFiles, load_run
 
 __all__ = [
@@ -223,13 +223,6 @@ def _undefined(name: str, limit: float | int, what: str) -> CheckResult:
     return CheckResult(name, False, None, limit, f"not evaluated: {what}; the check fails")
 
 
-def _roc(run: RunFiles, attack: str, cache: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    if "roc" not in cache:
-        fpr, tpr, _ = risk.roc(run.scores(attack), run.membership())
-        cache["roc"] = (fpr, tpr)
-    return cache["roc"]
-
-
 def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
     """Every check of ``policy`` on the run, in policy order; figures recomputed from the files.
 
@@ -242,7 +235,13 @@ def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
     run.check_attack(attack, f"{policy.source}: key 'policy.attack'")
     exposure, _ = run.exposure(attack)
     defined = exposure[~np.isnan(exposure)]
-    cache: dict[str, Any] = {}
+    cache: dict[str, AttackFindings] = {}
+
+    def figures() -> AttackFindings:
+        if attack not in cache:
+            cache[attack] = attack_findings(run, attack)
+        return cache[attack]
+
     results: list[CheckResult] = []
 
     for limit in policy.max_patients_above:
@@ -280,8 +279,7 @@ def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
         )
 
     if policy.max_aggregate_auc is not None:
-        fpr, tpr = _roc(run, attack, cache)
-        auc = float(skmetrics.auc(fpr, tpr))
+        auc = figures().auc
         results.append(
             CheckResult(
                 "max_aggregate_auc",
@@ -293,8 +291,7 @@ def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
         )
 
     for limit in policy.max_tpr_at_fpr:
-        fpr, tpr = _roc(run, attack, cache)
-        value = risk.tpr_at_fpr(fpr, tpr, limit.fpr)
+        value = figures().tpr_at(limit.fpr)
         results.append(
             CheckResult(
                 f"max_tpr_at_fpr({limit.fpr:g})",
@@ -342,7 +339,7 @@ def _residual_check(run: RunFiles, exposure: np.ndarray, attack: str, limit: flo
         )
     if np.isnan(exposure).all():
         return _undefined(name, limit, "no patient has a defined exposure")
-    comp = disparity.composition(attrs, exposure, top_fraction=run.top_fraction, seed=0)
+    comp = composition(run, attack)
     groups = comp.groups
     magnitude = groups["residual"].abs().to_numpy(np.float64)
     i = int(np.nanargmax(magnitude))

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from miaudit.cohort import Cohort
-from miaudit.findings import AttackResult
 from miaudit.results import layout as L
 from miaudit.results.redact import run_ids
 from miaudit.results.store import (
@@ -27,6 +26,7 @@ from miaudit.results.store import (
     write_parquet,
     write_text,
 )
+from miaudit.scored import AttackResult
 
 __all__ = ["build_tables", "jsonable", "write_deployed_outputs", "write_outputs", "write_sweep"]
 

@@ -1,8 +1,9 @@
-"""Findings: every figure miaudit reports, computed once from the scored arrays.
+"""The scored arrays of one attack, and the figures the run's summary stores from them.
 
-The audit computes the figures it stores in ``summary.json`` here; the report and the gate
-get theirs from here too (from the run's files), so a figure has one definition and the
-page, the gate and the summary cannot drift apart. Nothing here reads or writes files.
+What scoring hands on: the audit builds an :class:`AttackResult` per attack, the writer
+stores its arrays, and :func:`attack_figures` is the one definition of the summary's attack
+figures (the report's and the gate's, from the run's files, are in :mod:`miaudit.findings`,
+and tests hold the two to agree). Nothing here reads or writes files.
 """
 
 from __future__ import annotations
