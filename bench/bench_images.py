@@ -27,8 +27,8 @@ import torch
 
 from miaudit.models import ModelSpec, build_module, count_parameters
 from miaudit.training import TrainingSpec, score_modules, train_conv
-from miaudit.training.common import STREAM_INIT, model_generator
 from miaudit.training.conv import score_rows
+from miaudit.training.seeds import STREAM_INIT, model_generator
 from miaudit.views import ViewSpec, make_views
 
 T = TypeVar("T")

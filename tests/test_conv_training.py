@@ -25,12 +25,12 @@ from miaudit.training import (
     train_group,
     train_sequential,
 )
-from miaudit.training.common import (
+from miaudit.training.optim import adam_options
+from miaudit.training.seeds import (
     STREAM_AUGMENT,
     STREAM_DROPOUT,
     STREAM_INIT,
     STREAM_ORDER,
-    adam_options,
     model_generator,
 )
 from miaudit.views import ViewSpec, make_views

@@ -36,7 +36,7 @@ from miaudit.deployed import (
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, build_module
 from miaudit.training import TrainingSpec, train_group
-from miaudit.training.common import TrainingData
+from miaudit.training.data import TrainingData
 from miaudit.training.stacked import train_stacked
 
 SYN = {"num_patients": 600, "num_features": 10, "num_atypical": 8, "num_mislabelled": 8,

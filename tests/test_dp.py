@@ -25,7 +25,6 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, dropout_mask
 from miaudit.plan import make_plan
 from miaudit.training import TrainingSpec, train_group
-from miaudit.training.common import STREAM_DROPOUT, STREAM_INIT, adam_options, model_generator
 from miaudit.training.dp import (
     RDP_ORDERS,
     STREAM_NOISE,
@@ -36,6 +35,8 @@ from miaudit.training.dp import (
     privacy_report,
     train_group_dp,
 )
+from miaudit.training.optim import adam_options
+from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, model_generator
 from miaudit.training.stacked import init_stacked, stacked_forward
 
 F_IN = 6

@@ -22,14 +22,11 @@ from miaudit.training import (
     train_sequential,
     train_vmap,
 )
-from miaudit.training.common import (
-    STREAM_ORDER,
-    Schedule,
-    StackedAdam,
-    adam_options,
-    cpu_threads,
-)
+from miaudit.training.batches import Schedule
+from miaudit.training.devices import cpu_threads
 from miaudit.training.newton import fit_logistic_newton
+from miaudit.training.optim import StackedAdam, adam_options
+from miaudit.training.seeds import STREAM_ORDER
 from miaudit.training.stacked import MLPStep
 
 N, F_IN = 480, 8

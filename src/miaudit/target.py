@@ -573,7 +573,7 @@ def predict_state_dict(path: Path, cohort: Cohort, model: ModelSpec) -> TargetOu
         )
     import torch
 
-    from miaudit.training.common import cpu_threads
+    from miaudit.training.devices import cpu_threads
 
     state = _load_state(path)
     if state and all(str(k).startswith("module.") for k in state):

@@ -9,7 +9,8 @@ from miaudit.datasets.builtin import (
     list_builtin,
     load_builtin,
 )
-from miaudit.datasets.media import MediaSpec, load_media_cohort
+from miaudit.datasets.media.load import load_media_cohort
+from miaudit.datasets.media.spec import MediaSpec
 from miaudit.datasets.synthetic import Planted, make_synthetic_tabular
 from miaudit.datasets.synthetic_media import (
     make_synthetic_ecg,

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.cohort import Cohort
-from miaudit.datasets.media import import_pydicom, import_wfdb
+from miaudit.datasets.media.optional import import_pydicom, import_wfdb
 from miaudit.datasets.synthetic import Planted, check_settings
 from miaudit.errors import InputError
 

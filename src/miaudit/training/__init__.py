@@ -11,9 +11,10 @@ on how many models train beside it.
 
 from __future__ import annotations
 
-from miaudit.training.common import model_generator, model_seed, select_device
 from miaudit.training.conv import score_modules, train_conv
+from miaudit.training.devices import select_device
 from miaudit.training.engine import train_group, train_sequential
+from miaudit.training.seeds import model_generator, model_seed
 from miaudit.training.spec import TrainingSpec
 from miaudit.training.vmap import build_user_module, train_vmap
 

@@ -47,22 +47,16 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, dropout_mask, is_conv
 from miaudit.models.conv import activation_elements, block_shapes
-from miaudit.training.common import (
+from miaudit.training.batches import Schedule, gather, inference_rows
+from miaudit.training.data import TrainingData, check_inputs
+from miaudit.training.devices import cpu_threads, default_max_models, select_device
+from miaudit.training.optim import StackedAdam, adam_options
+from miaudit.training.seeds import (
     STREAM_AUGMENT,
     STREAM_DROPOUT,
     STREAM_INIT,
     STREAM_ORDER,
-    Schedule,
-    StackedAdam,
-    TrainingData,
-    adam_options,
-    check_inputs,
-    cpu_threads,
-    default_max_models,
-    gather,
-    inference_rows,
     model_generator,
-    select_device,
 )
 from miaudit.training.spec import TrainingSpec
 

@@ -44,16 +44,10 @@ import torch.nn.functional as F
 from miaudit import privacy as bounds
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, dropout_mask
-from miaudit.training.common import (
-    STREAM_DROPOUT,
-    STREAM_ORDER,
-    StackedAdam,
-    check_inputs,
-    cpu_threads,
-    model_generator,
-    select_device,
-)
-from miaudit.training.engine import default_max_models
+from miaudit.training.data import check_inputs
+from miaudit.training.devices import cpu_threads, default_max_models, select_device
+from miaudit.training.optim import StackedAdam
+from miaudit.training.seeds import STREAM_DROPOUT, STREAM_ORDER, model_generator
 from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import dropout_widths, init_stacked, predict_stacked
 

@@ -19,21 +19,13 @@ from sklearn.linear_model import LogisticRegression
 
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, is_conv
-from miaudit.training.common import (
-    STREAM_DROPOUT,
-    STREAM_INIT,
-    STREAM_ORDER,
-    TrainingData,
-    adam_options,
-    check_inputs,
-    cpu_threads,
-    default_max_models,
-    inference_rows,
-    model_generator,
-    select_device,
-)
+from miaudit.training.batches import inference_rows
 from miaudit.training.conv import train_conv
+from miaudit.training.data import TrainingData, check_inputs
+from miaudit.training.devices import cpu_threads, default_max_models, select_device
 from miaudit.training.newton import fit_logistic_newton, logits_from_coef
+from miaudit.training.optim import adam_options
+from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
 from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import predict_stacked, train_stacked
 

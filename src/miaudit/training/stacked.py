@@ -14,17 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from miaudit.models import ModelSpec, dropout_mask, init_parameters
-from miaudit.training.common import (
-    STREAM_DROPOUT,
-    STREAM_INIT,
-    STREAM_ORDER,
-    Schedule,
-    StackedAdam,
-    TrainingData,
-    gather,
-    inference_rows,
-    model_generator,
-)
+from miaudit.training.batches import Schedule, gather, inference_rows
+from miaudit.training.data import TrainingData
+from miaudit.training.optim import StackedAdam
+from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
 from miaudit.training.spec import TrainingSpec
 
 __all__ = ["MLPStep", "dropout_widths", "predict_stacked", "stacked_forward", "train_stacked"]

@@ -1,0 +1,132 @@
+"""Adam over stacked per-model parameters, each model updated as ``torch.optim.Adam`` alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from miaudit.training.devices import _one_thread
+
+__all__ = ["StackedAdam", "adam_options", "fused_adam_supported"]
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def fused_adam_supported(device: torch.device) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` (one pass over memory per step) runs here."""
+    return hasattr(torch, "_fused_adam_") and device.type in ("cpu", "cuda")
+
+
+class StackedAdam:
+    """Adam over stacked [G, ...] parameters with a step count per model.
+
+    Each model gets the update ``torch.optim.Adam`` would give it alone. With ``fused`` (the
+    default where available) PyTorch's fused Adam kernel, the one behind
+    ``torch.optim.Adam(fused=True)``, runs over each model's own slice of every tensor: one
+    pass over memory, and every model's elements are processed as if it were alone (the
+    kernel's vectorised and tail elements round differently, so slices spanning models
+    would make a model's last bits depend on its neighbours). Without it, the operations of
+    the default single-tensor algorithm are replayed with per-model bias corrections
+    computed in double precision like PyTorch does, matching
+    ``torch.optim.Adam(foreach=False)``. ``adam_options`` gives the matching optimiser for
+    a plain reference loop.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, weight_decays: Sequence[float],
+                 *, fused: bool | None = None) -> None:
+        self.params = list(params)
+        self.lr = lr
+        self.weight_decays = list(weight_decays)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        models = self.params[0].shape[0]
+        self.steps = [0] * models
+        device = self.params[0].device
+        self.fused = fused_adam_supported(device) if fused is None else fused
+        groups: dict[float, list[int]] = {}
+        for i, wd in enumerate(self.weight_decays):
+            groups.setdefault(wd, []).append(i)
+        self._groups = list(groups.items())
+        if self.fused:  # per-model views, made once
+            self._step_counts = torch.zeros(models, dtype=torch.float32, device=device)
+            self._step_views = [self._step_counts[m] for m in range(models)]
+            self._views = [
+                [[t[m] for m in range(models)] for t in tensors]
+                for tensors in (self.params, self.exp_avg, self.exp_avg_sq)
+            ]
+
+    @torch.no_grad()
+    def step(
+        self,
+        lo: int,
+        hi: int,
+        grads: Sequence[torch.Tensor],
+        grad_views: Sequence[Sequence[torch.Tensor]] | None = None,
+    ) -> None:
+        """Update models ``lo..hi-1`` with their gradients (each [hi-lo, ...]).
+
+        ``grad_views[i][j]``, when given, is ``grads[i][j]`` made once by a caller that
+        reuses its gradient buffers (it saves building the views every step).
+        """
+        for m in range(lo, hi):
+            self.steps[m] += 1
+        if not self.fused:
+            self._exact_step(lo, hi, grads)
+            return
+        if grad_views is None:
+            grad_views = [list(g.contiguous().unbind(0)) for g in grads]  # kernel walks raw memory
+        beta1, beta2 = ADAM_BETAS
+        self._step_counts[lo:hi] += 1
+        params, exp_avg, exp_avg_sq = self._views
+        count = hi - lo
+        with _one_thread(self.params[0].device):
+            self._fused(lo, hi, count, grad_views, params, exp_avg, exp_avg_sq, beta1, beta2)
+
+    def _fused(self, lo: int, hi: int, count: int, grad_views: Sequence[Sequence[torch.Tensor]],
+               params: list[list[torch.Tensor]], exp_avg: list[list[torch.Tensor]],
+               exp_avg_sq: list[list[torch.Tensor]], beta1: float, beta2: float) -> None:
+        for wd, members in self._groups:
+            torch._fused_adam_(
+                [v for i in members for v in params[i][lo:hi]],
+                [v for i in members for v in grad_views[i][:count]],
+                [v for i in members for v in exp_avg[i][lo:hi]],
+                [v for i in members for v in exp_avg_sq[i][lo:hi]],
+                [],
+                [v for _ in members for v in self._step_views[lo:hi]],
+                amsgrad=False, lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=wd,
+                eps=ADAM_EPS, maximize=False,
+            )
+
+    def _exact_step(self, lo: int, hi: int, grads: Sequence[torch.Tensor]) -> None:
+        beta1, beta2 = ADAM_BETAS
+        counts = [float(t) for t in self.steps[lo:hi]]
+        device = self.params[0].device
+        neg_step_size = torch.tensor(
+            [-(self.lr / (1 - beta1**t)) for t in counts], dtype=torch.float64, device=device
+        )
+        bc2_sqrt = torch.tensor(
+            [(1 - beta2**t) ** 0.5 for t in counts], dtype=torch.float64, device=device
+        )
+        scalars: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+        for param, grad, exp_avg, exp_avg_sq, wd in zip(
+            self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays, strict=True
+        ):
+            p, m, v = param[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
+            if wd != 0:
+                grad = grad.add(p, alpha=wd)
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            if p.dtype not in scalars:  # PyTorch rounds its double scalars to the tensor's dtype
+                scalars[p.dtype] = (neg_step_size.to(p.dtype), bc2_sqrt.to(p.dtype))
+            step_size, bias_correction = scalars[p.dtype]
+            shape = (hi - lo,) + (1,) * (p.dim() - 1)
+            denom = (v.sqrt() / bias_correction.view(shape)).add_(ADAM_EPS)
+            # addcdiv_ takes one scalar; (value · m) / denom is the same arithmetic per model.
+            p.add_(step_size.view(shape) * m / denom)
+
+
+def adam_options(device: torch.device) -> dict[str, bool]:
+    """Options making a lone ``torch.optim.Adam`` match ``StackedAdam``'s default update."""
+    return {"fused": True} if fused_adam_supported(device) else {"foreach": False}
