@@ -6,45 +6,36 @@ and what is written where.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from miaudit import attacks, risk
 from miaudit.cohort import Cohort
-from miaudit.config import AuditConfig, AuditSpec, CohortConfig, to_toml
-from miaudit.datasets import load_builtin, load_table_cohort
-from miaudit.datasets.media import MediaSpec, load_media_cohort
-from miaudit.datasets.tabular import TableSpec
+from miaudit.config import AuditConfig, AuditSpec, to_toml
 from miaudit.diagnostics import model_performance, summarise_performance
 from miaudit.errors import InputError
-from miaudit.executors import LocalExecutor, TrainingJob, make_groups
 from miaudit.plan import MembershipPlan, make_plan
 from miaudit.results import layout as L
-from miaudit.results.store import RunStore, load_npz, write_npz, write_text
+from miaudit.results.store import RunStore, load_npz, write_npz
 from miaudit.results.write import write_outputs
+from miaudit.runner import (
+    ProgressSink,
+    Silent,
+    Timings,
+    cohort_info,
+    finish_run,
+    load_cohort,
+    open_run,
+    train_missing,
+    training_job,
+)
 from miaudit.scored import AttackResult, attack_figures
 from miaudit.signals import check_logits
-
-
-class ProgressSink(Protocol):
-    """What the audit tells its caller while it runs (the CLI draws progress bars)."""
-
-    def stage(self, name: str, total: int | None = None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-
-
-class _Silent:
-    def stage(self, name: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
 
 
 @dataclass
@@ -56,37 +47,6 @@ class AuditResult:
     patients: pd.DataFrame
     models: pd.DataFrame
     attacks: dict[str, AttackResult] = field(default_factory=dict)
-
-
-def load_cohort(cfg: CohortConfig) -> Cohort:
-    """Build the cohort a config names, validated."""
-    if cfg.dataset is not None:
-        cohort = load_builtin(cfg.dataset)
-    elif cfg.synthetic is not None:
-        cohort, _ = cfg.synthetic.make()
-    elif cfg.is_media:
-        fields = set(MediaSpec.model_fields) & set(cfg.model_fields_set)
-        cohort = load_media_cohort(MediaSpec(**cfg.model_dump(include=fields | {"path"})))
-    else:
-        spec = TableSpec(
-            **cfg.model_dump(
-                include={
-                    "path",
-                    "label",
-                    "patient_id",
-                    "record_id",
-                    "features",
-                    "exclude",
-                    "attributes",
-                    "positive",
-                    "categorical",
-                },
-                exclude_none=True,
-            )
-        )
-        cohort = load_table_cohort(spec)
-    cohort.validate()
-    return cohort
 
 
 def score_attacks(
@@ -151,34 +111,6 @@ def _plan(store: RunStore, cohort: Cohort, spec: AuditSpec) -> MembershipPlan:
     return plan
 
 
-def train_missing(
-    store: RunStore,
-    job: TrainingJob,
-    num_models: int,
-    group_size: int,
-    progress: ProgressSink,
-    executor: Any | None = None,
-    after_shard: Callable[[int], None] | None = None,
-) -> None:
-    """Train the models of a run that have no shard yet; each finished group is saved at once.
-
-    The driver alone writes shards (workers only return logits), so a killed run resumes
-    from its last finished group and any executor can train the rest.
-    """
-    done = store.finished_models()
-    todo = [m for m in range(num_models) if m not in done]
-    progress.stage("training reference models", total=num_models)
-    progress.advance(num_models - len(todo))
-
-    def on_done(models: np.ndarray, logits: np.ndarray) -> None:
-        store.write_shard(models, logits)
-        progress.advance(len(models))
-        if after_shard is not None:
-            after_shard(len(models))
-
-    (executor or LocalExecutor()).run(job, make_groups(todo, group_size), on_done)
-
-
 def run_audit(
     config: AuditConfig,
     out: Path,
@@ -189,9 +121,8 @@ def run_audit(
     after_shard: Callable[[int], None] | None = None,
 ) -> AuditResult:
     """Train (or resume), score and write one audit into ``out``."""
-    progress = progress or _Silent()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    progress = progress or Silent()
+    timings = Timings()
     progress.stage("loading cohort")
     cohort = load_cohort(config.cohort)
     spec = config.audit
@@ -200,67 +131,42 @@ def run_audit(
             f"cohort {cohort.name}: {cohort.num_patients} patients; an audit needs ≥ 4 "
             "(each model trains on half of them): add patients or check cohort.patient_id"
         )
-    timings["cohort_s"] = time.perf_counter() - t0
+    timings.since_start("cohort_s")
 
-    with RunStore.open(out, identity=_identity(config, cohort), force=force) as store:
+    identity = _identity(config, cohort)
+    with open_run(
+        out, identity=identity, force=force, config_toml=to_toml(config), cohort=cohort
+    ) as store:
         plan = _plan(store, cohort, spec)
-        write_text(store.file(L.CONFIG), to_toml(config))
-        identity = _identity(config, cohort)
-        store.update_run_record(
-            config_hash=identity["training_hash"],
-            data_fingerprint=identity["data_fingerprint"],
-            models=spec.models,
-            cohort=cohort_info(cohort),
-        )
         record_keep = plan.record_keep(cohort.patient)
 
-        t1 = time.perf_counter()
-        job = TrainingJob(
-            model=config.model,
-            training=config.training,
-            inputs=cohort.inputs,
-            labels=cohort.labels,
-            keep=record_keep,
-            seed=spec.seed,
-            device=config.executor.device,
-            privacy=config.privacy,
-            patient=cohort.patient,
-            views=config.views,
-            modality=cohort.modality,
-        )
-        train_missing(store, job, spec.models, spec.group_size, progress, executor, after_shard)
-        timings["training_s"] = time.perf_counter() - t1
+        with timings.measure("training_s"):
+            job = training_job(config, cohort, record_keep, spec.seed)
+            train_missing(store, job, spec.models, spec.group_size, progress, executor, after_shard)
 
-        t2 = time.perf_counter()
-        progress.stage("scoring attacks", total=len(spec.attacks))
-        logits = store.load_logits(spec.models)
-        check_logits(logits)
-        holdout_records = None if plan.holdout is None else plan.holdout[cohort.patient]
-        results = score_attacks(
-            logits,
-            cohort.labels,
-            record_keep,
-            cohort.patient,
-            cohort.num_patients,
-            spec,
-            holdout_records,
-        )
-        progress.advance(len(spec.attacks))
-        performance = model_performance(logits, cohort.labels, record_keep, holdout_records)
-        timings["scoring_s"] = time.perf_counter() - t2
+        with timings.measure("scoring_s"):
+            progress.stage("scoring attacks", total=len(spec.attacks))
+            logits = store.load_logits(spec.models)
+            check_logits(logits)
+            holdout_records = None if plan.holdout is None else plan.holdout[cohort.patient]
+            results = score_attacks(
+                logits,
+                cohort.labels,
+                record_keep,
+                cohort.patient,
+                cohort.num_patients,
+                spec,
+                holdout_records,
+            )
+            progress.advance(len(spec.attacks))
+            performance = model_performance(logits, cohort.labels, record_keep, holdout_records)
 
         progress.stage("writing results", total=1)
         summary = _summary(config, cohort, results, performance, store.read_identity() or {})
         patients = write_outputs(
             store, cohort, results, performance, summary, redact=config.report.redact
         )
-        if config.report.html:
-            from miaudit.report import build_report
-
-            build_report(store.path, top_patients=config.report.top_patients)
-        progress.advance()
-        timings["total_s"] = time.perf_counter() - t0
-        store.update_run_record(timings=timings, complete=True)
+        finish_run(store, config.report, timings, progress)
     return AuditResult(store.path, summary, patients, performance, results)
 
 
@@ -288,20 +194,4 @@ def _summary(
         "data_fingerprint": identity.get("data_fingerprint", cohort.fingerprint()),
         "config_hash": identity.get("training_hash", config.training_hash()),
         "miaudit_version": record.get("miaudit_version"),
-    }
-
-
-def cohort_info(cohort: Cohort) -> dict[str, Any]:
-    """The facts about a cohort a reader of the report needs."""
-    return {
-        "name": cohort.name,
-        "source": cohort.source,
-        "records": cohort.num_records,
-        "patients": cohort.num_patients,
-        "classes": list(cohort.class_names),
-        "features": len(cohort.feature_names),
-        "modality": cohort.modality,
-        "input_shape": [int(d) for d in cohort.inputs.shape[1:]],
-        "multilabel": cohort.multilabel,
-        "attributes": list(cohort.attributes.columns),
     }

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from miaudit import confound, risk
 from miaudit.attacks import calibrate_offline_a, lira_target, rmia_target
-from miaudit.audit import ProgressSink, _Silent, cohort_info, load_cohort, train_missing
 from miaudit.cohort import Cohort
 from miaudit.config import (
     MAX_MODELS,
@@ -83,14 +81,24 @@ from miaudit.config import (
 )
 from miaudit.diagnostics import model_performance
 from miaudit.errors import InputError
-from miaudit.executors import TrainingJob
 from miaudit.models import ModelSpec
 from miaudit.null import null_rates, patient_max, patient_p_values, rmia_p_values
 from miaudit.plan import make_plan
 from miaudit.results import layout as L
 from miaudit.results.layout import ROLE_MEMBER, ROLE_NONMEMBER, ROLE_POPULATION
-from miaudit.results.store import RunStore, load_npz, write_npz, write_text
+from miaudit.results.store import RunStore, load_npz, write_npz
 from miaudit.results.write import write_deployed_outputs
+from miaudit.runner import (
+    ProgressSink,
+    Silent,
+    Timings,
+    cohort_info,
+    finish_run,
+    load_cohort,
+    open_run,
+    train_missing,
+    training_job,
+)
 from miaudit.signals import check_logits, compute_signal
 from miaudit.target import (
     TargetOutputs,
@@ -456,7 +464,7 @@ def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: 
     }
     text = json.dumps(science, sort_keys=True)
     return {
-        "kind": "deployed",
+        "kind": L.DEPLOYED_KIND,
         "training_hash": hashlib.sha256(text.encode()).hexdigest(),
         "data_fingerprint": cohort.fingerprint(),
         "models": config.references.models + 1,
@@ -495,9 +503,8 @@ def run_deployed(
     after_shard: Callable[[int], None] | None = None,
 ) -> DeployedResult:
     """Read the target's outputs, train (or resume) the references, score and write the run."""
-    progress = progress or _Silent()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    progress = progress or Silent()
+    timings = Timings()
     progress.stage("loading cohort")
     cohort = load_cohort(config.cohort)
     target_spec = config.target
@@ -513,50 +520,37 @@ def run_deployed(
     attack, attack_rule = choose_attack(config.references.attack, references)
     online = attack == "lira_online"
     plan_keep = reference_plan(role, references, online=online, seed=seed)
-    timings["inputs_s"] = time.perf_counter() - t0
+    timings.since_start("inputs_s")
 
     identity = _identity(config, cohort, role, online)
-    with RunStore.open(out, identity=identity, force=force) as store:
+    with open_run(
+        out,
+        identity=identity,
+        force=force,
+        config_toml=to_toml(config),  # type: ignore[arg-type]
+        cohort=cohort,
+        kind=L.DEPLOYED_KIND,
+    ) as store:
         plan_keep = _plan(store, plan_keep, member, role, seed)
-        write_text(store.file(L.CONFIG), to_toml(config))  # type: ignore[arg-type]
-        store.update_run_record(
-            kind="deployed",
-            config_hash=identity["training_hash"],
-            data_fingerprint=identity["data_fingerprint"],
-            models=references + 1,
-            cohort=cohort_info(cohort),
-        )
         record_keep = plan_keep[:, cohort.patient]
-
-        t1 = time.perf_counter()
         num_models = references + 1
-        job = TrainingJob(
-            model=config.model,
-            training=config.training,
-            inputs=cohort.inputs,
-            labels=cohort.labels,
-            keep=record_keep,
-            seed=seed,
-            device=config.executor.device,
-            privacy=config.privacy,
-            patient=cohort.patient,
-        )
-        train_missing(
-            store, job, num_models, config.audit.group_size, progress, executor, after_shard
-        )
-        timings["training_s"] = time.perf_counter() - t1
 
-        t2 = time.perf_counter()
-        progress.stage("scoring the target", total=3)
-        logits = store.load_logits(num_models)
-        check_logits(logits)
-        scored = _score(config, cohort, target, logits, record_keep, role, attack)
-        progress.advance()
-        control = _confound(config, cohort, member, role, scored)
-        progress.advance()
-        performance = _performance(cohort, target, logits, member, record_keep)
-        progress.advance()
-        timings["scoring_s"] = time.perf_counter() - t2
+        with timings.measure("training_s"):
+            job = training_job(config, cohort, record_keep, seed)
+            train_missing(
+                store, job, num_models, config.audit.group_size, progress, executor, after_shard
+            )
+
+        with timings.measure("scoring_s"):
+            progress.stage("scoring the target", total=3)
+            logits = store.load_logits(num_models)
+            check_logits(logits)
+            scored = _score(config, cohort, target, logits, record_keep, role, attack)
+            progress.advance()
+            control = _confound(config, cohort, member, role, scored)
+            progress.advance()
+            performance = _performance(cohort, target, logits, member, record_keep)
+            progress.advance()
 
         progress.stage("writing results", total=1)
         summary = _summary(
@@ -576,13 +570,7 @@ def run_deployed(
             summary=summary,
             redact=config.report.redact,
         )
-        if config.report.html:
-            from miaudit.report import build_report
-
-            build_report(store.path, top_patients=config.report.top_patients)
-        progress.advance()
-        timings["total_s"] = time.perf_counter() - t0
-        store.update_run_record(timings=timings, complete=True)
+        finish_run(store, config.report, timings, progress)
     return DeployedResult(store.path, summary, patients, records, attack)
 
 
@@ -739,7 +727,7 @@ def _summary(
     confound_info["folds"] = None if classifier is None else classifier.folds
     confound_info["neither_model"] = neither
     return {
-        "kind": "deployed",
+        "kind": L.DEPLOYED_KIND,
         "primary_attack": attack,
         "attack_rule": attack_rule,
         "attacks": {attack: metrics},

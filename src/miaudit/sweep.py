@@ -25,7 +25,7 @@ import pydantic
 from matplotlib.figure import Figure
 
 from miaudit import disparity, risk
-from miaudit.audit import AuditResult, ProgressSink, run_audit
+from miaudit.audit import AuditResult, run_audit
 from miaudit.config import AuditConfig
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
@@ -33,6 +33,7 @@ from miaudit.results import layout as L
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz
 from miaudit.results.write import write_sweep
+from miaudit.runner import ProgressSink
 from miaudit.training.dp import DPSpec, privacy_report
 
 __all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
