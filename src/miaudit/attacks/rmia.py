@@ -42,7 +42,6 @@ import functools
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import rankdata
 
 from miaudit.attacks._common import (
     Side,
@@ -58,6 +57,7 @@ from miaudit.attacks._common import (
     run,
 )
 from miaudit.errors import InputError
+from miaudit.risk import curves
 
 DEFAULT_A_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
@@ -334,7 +334,7 @@ def _calibrate(
             ],
             axis=0,
         )[scored]
-        auc = _auc(score, member)
+        auc = curves.auc(score, member)  # NaN (never best) when a class is empty
         if auc > best_auc:
             best_a, best_auc = float(a), auc
     if not np.isfinite(best_auc):
@@ -344,18 +344,6 @@ def _calibrate(
             f"more records"
         )
     return best_a
-
-
-def _auc(score: NDArray[np.float64], member: NDArray[np.bool_]) -> float:
-    """Mann-Whitney AUC with mid-ranks; NaN scores ignored; -inf when one class is empty."""
-    ok = ~np.isnan(score)
-    s, y = score[ok], member[ok]
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
-        return -np.inf
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def rmia(

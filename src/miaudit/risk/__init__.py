@@ -3,7 +3,8 @@
 Aggregate attack success can sit near a coin flip while single patients are identified almost
 surely. This package measures both sides from the same arrays, one concept per module:
 
-- ``roc``: the aggregate ROC over all (target, record) pairs, TPR at low FPR, attack metrics;
+- ``curves``: the aggregate ROC over all (target, record) pairs, TPR at low FPR, attack
+  metrics, and every AUC in miaudit (Mann–Whitney, DeLong, area under a curve, diagnostic);
 - ``record``: each record's own separability of IN and OUT scores across targets (record
   AUC) and how it settles with the number of targets;
 - ``patient``: a patient's exposure over their records, its survival function, high-risk
@@ -21,6 +22,16 @@ has, without training anything (``patient_exposure(record_auc(scores, membership
 from __future__ import annotations
 
 from miaudit.risk.bounds import epsilon_lower_bound, epsilon_lower_bound_from_scores
+from miaudit.risk.curves import (
+    DEFAULT_FPRS,
+    attack_metrics,
+    auc,
+    curve_auc,
+    delong,
+    diagnostic_auroc,
+    roc,
+    tpr_at_fpr,
+)
 from miaudit.risk.intervals import clopper_pearson
 from miaudit.risk.patient import (
     DEFAULT_RISK_THRESHOLDS,
@@ -31,7 +42,6 @@ from miaudit.risk.patient import (
     top_exposed,
 )
 from miaudit.risk.record import DEFAULT_MODEL_COUNTS, RecordAUC, model_count_adequacy, record_auc
-from miaudit.risk.roc import DEFAULT_FPRS, attack_metrics, roc, tpr_at_fpr
 
 __all__ = [
     "DEFAULT_FPRS",
@@ -40,7 +50,11 @@ __all__ = [
     "RecordAUC",
     "Survival",
     "attack_metrics",
+    "auc",
     "clopper_pearson",
+    "curve_auc",
+    "delong",
+    "diagnostic_auroc",
     "epsilon_lower_bound",
     "epsilon_lower_bound_from_scores",
     "high_risk_counts",

@@ -18,6 +18,7 @@ from scipy import special
 
 from miaudit.errors import InputError
 from miaudit.risk._checks import is_whole, pairs
+from miaudit.risk.curves import auc_columns
 
 DEFAULT_MODEL_COUNTS: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
 
@@ -41,27 +42,6 @@ class RecordAUC:
     method: str = "empirical"
 
 
-def _midranks_axis0(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n along axis 0 with ties sharing their mean rank; NaN sorts last.
-
-    NaN entries get meaningless ranks, but never change the ranks of the non-NaN entries
-    because numpy sorts them after every number.
-    """
-    n = x.shape[0]
-    order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, axis=0)
-    idx = np.broadcast_to(np.arange(n)[:, None], xs.shape)
-    starts = np.ones(xs.shape, dtype=bool)
-    starts[1:] = xs[1:] != xs[:-1]  # NaN != NaN, so each NaN is its own group
-    ends = np.ones(xs.shape, dtype=bool)
-    ends[:-1] = starts[1:]
-    first = np.maximum.accumulate(np.where(starts, idx, 0), axis=0)
-    last = np.minimum.accumulate(np.where(ends, idx, n - 1)[::-1], axis=0)[::-1]
-    ranks = np.empty(xs.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=0)
-    return ranks
-
-
 def _hanley_mcneil_se(auc: np.ndarray, n_in: np.ndarray, n_out: np.ndarray) -> np.ndarray:
     """Hanley & McNeil (1982) standard error, IN scores as the positive class.
 
@@ -79,16 +59,8 @@ def _hanley_mcneil_se(auc: np.ndarray, n_in: np.ndarray, n_out: np.ndarray) -> n
 
 
 def _empirical_block(s: np.ndarray, m: np.ndarray):
-    valid = ~np.isnan(s)
-    is_in = valid & m
-    n_in = is_in.sum(axis=0)
-    n_out = valid.sum(axis=0) - n_in
-    ranks = _midranks_axis0(s)
-    rank_sum = np.where(is_in, ranks, 0.0).sum(axis=0)
+    auc, n_in, n_out = auc_columns(s, m)
     defined = (n_in > 0) & (n_out > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = rank_sum - n_in * (n_in + 1) / 2.0
-        auc = np.where(defined, u / (n_in.astype(np.float64) * n_out), np.nan)
     se = np.where(defined, _hanley_mcneil_se(auc, n_in, n_out), np.nan)
     return auc, se, n_in, n_out
 

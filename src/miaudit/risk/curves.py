@@ -1,8 +1,19 @@
-"""The aggregate ROC: every (target, record) pair pooled, or one curve per target.
+"""ROC and AUC: the one home of every area under a ROC curve in miaudit.
 
 A pair is predicted a member when its score is at least the threshold; NaN scores are
 left out and ±inf scores keep their order. ``attack_metrics`` reports the AUC and the TPR
 at low false-positive rates that the paper reports, pooled and per target.
+
+The AUCs, each with the arithmetic its callers' results were written with:
+
+- :func:`auc` (one set of scores) and :func:`auc_columns` (one AUC per column of a
+  [T, N] array, e.g. per record over its targets): the Mann–Whitney statistic from
+  mid-ranks, ties counting ½, NaN scores ignored, NaN when a class is empty;
+- :func:`delong`: the same AUC as a mean of per-positive placements, with its DeLong
+  standard error;
+- :func:`curve_auc`: the trapezoid area under an ROC curve from :func:`roc`;
+- :func:`diagnostic_auroc`: a classifier's AUROC on its task (binary, one-vs-rest macro,
+  or mean over multi-label findings), as scikit-learn computes it.
 """
 
 from __future__ import annotations
@@ -12,12 +23,141 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics
 
 from miaudit.errors import InputError
 from miaudit.risk._checks import pairs, rate_key
 
 DEFAULT_FPRS: tuple[float, ...] = (1e-1, 1e-2, 1e-3)
+
+
+# --------------------------------------------------------------------------- AUC
+
+
+def midranks_axis0(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n along axis 0 with ties sharing their mean rank; NaN sorts last.
+
+    NaN entries get meaningless ranks, but never change the ranks of the non-NaN entries
+    because numpy sorts them after every number.
+    """
+    n = x.shape[0]
+    order = np.argsort(x, axis=0, kind="stable")
+    xs = np.take_along_axis(x, order, axis=0)
+    idx = np.broadcast_to(np.arange(n)[:, None], xs.shape)
+    starts = np.ones(xs.shape, dtype=bool)
+    starts[1:] = xs[1:] != xs[:-1]  # NaN != NaN, so each NaN is its own group
+    ends = np.ones(xs.shape, dtype=bool)
+    ends[:-1] = starts[1:]
+    first = np.maximum.accumulate(np.where(starts, idx, 0), axis=0)
+    last = np.minimum.accumulate(np.where(ends, idx, n - 1)[::-1], axis=0)[::-1]
+    ranks = np.empty(xs.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=0)
+    return ranks
+
+
+def auc_columns(scores: np.ndarray, membership: np.ndarray):
+    """Mann–Whitney AUC of each column of ``scores`` [T, N] float: ``(auc, n_in, n_out)`` [N].
+
+    ``membership`` [T, N] bool marks the positives (IN). NaN scores are ignored; a column
+    with no positive or no negative score gets NaN, its counts still reported.
+    """
+    valid = ~np.isnan(scores)
+    is_in = valid & membership
+    n_in = is_in.sum(axis=0)
+    n_out = valid.sum(axis=0) - n_in
+    ranks = midranks_axis0(scores)
+    rank_sum = np.where(is_in, ranks, 0.0).sum(axis=0)
+    defined = (n_in > 0) & (n_out > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = rank_sum - n_in * (n_in + 1) / 2.0
+        auc = np.where(defined, u / (n_in.astype(np.float64) * n_out), np.nan)
+    return auc, n_in, n_out
+
+
+def auc(scores: Any, membership: Any) -> float:
+    """Mann–Whitney AUC of 1-D ``scores`` for ``membership`` (True = positive, IN).
+
+    Ties count ½ and NaN scores are left out; NaN when no positive or no negative remains.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(membership)
+    if s.ndim != 1 or y.shape != s.shape:
+        raise InputError(
+            f"auc: scores {s.shape} and membership {y.shape} must be 1-D arrays of one length"
+        )
+    if y.dtype != np.bool_:
+        if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+            raise InputError("auc: membership must be True/False (or 1/0) for every score")
+        y = y.astype(bool)
+    value, _, _ = auc_columns(s[:, None], y[:, None])
+    return float(value[0])
+
+
+def delong(scores: Any, labels: Any) -> tuple[float, float]:
+    """AUC of ``scores`` for ``labels`` (True = positive) and its DeLong (1988) standard error.
+
+    With V10_i the share of negatives below positive i and V01_j the share of positives above
+    negative j (ties count half), AUC = mean V10 and Var = s²(V10)/m + s²(V01)/n. Both
+    components come from three sorts (midranks), not the m·n comparisons.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    if s.shape != y.shape or s.ndim != 1:
+        raise InputError(
+            f"delong: scores {s.shape} and labels {y.shape} must be 1-D arrays of one length"
+        )
+    if np.isnan(s).any():
+        raise InputError("delong: scores hold NaN; drop undefined scores first")
+    pos, neg = s[y], s[~y]
+    m, n = pos.size, neg.size
+    if m == 0 or n == 0:
+        raise InputError(
+            f"delong: needs positives and negatives, got {m} and {n}; the AUC is undefined"
+        )
+    ranks = rankdata(np.concatenate([pos, neg]))
+    v10 = (ranks[:m] - rankdata(pos)) / n
+    v01 = 1.0 - (ranks[m:] - rankdata(neg)) / m
+    auc = float(v10.mean())
+    if m < 2 or n < 2:
+        return auc, math.nan
+    var = float(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
+    return auc, math.sqrt(max(var, 0.0))
+
+
+def curve_auc(fpr: Any, tpr: Any) -> float:
+    """Trapezoid area under the ROC curve ``(fpr, tpr)``, e.g. the first two outputs of roc()."""
+    return float(metrics.auc(fpr, tpr))
+
+
+def diagnostic_auroc(labels: np.ndarray, probabilities: np.ndarray, multilabel: bool) -> float:
+    """A classifier's AUROC on its task; NaN when the labels hold a single class.
+
+    ``probabilities`` [N, K]. Binary (K = 2): AUROC of class 1. Multi-class: one-vs-rest,
+    macro-averaged over all K classes. Multi-label (``labels`` [N, K] 0/1): mean over the
+    findings that have both positive and negative records.
+    """
+    y, p = labels, probabilities
+    if multilabel:
+        aucs = [
+            metrics.roc_auc_score(y[:, k], p[:, k])
+            for k in range(y.shape[1])
+            if 0 < y[:, k].sum() < len(y)
+        ]
+        return float(np.mean(aucs)) if aucs else float("nan")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return float("nan")
+    if p.shape[1] == 2:
+        return float(metrics.roc_auc_score(y, p[:, 1]))
+    return float(
+        metrics.roc_auc_score(
+            y, p, multi_class="ovr", average="macro", labels=np.arange(p.shape[1])
+        )
+    )
+
+
+# --------------------------------------------------------------------------- ROC
 
 
 def _finite_order_preserving(s: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -127,7 +267,7 @@ def attack_metrics(
         rates.append(fa)
     fpr, tpr, _ = roc(s, m)
     aggregate = {
-        "auc": float(metrics.auc(fpr, tpr)),
+        "auc": curve_auc(fpr, tpr),
         "tpr_at_fpr": _rates(fpr, tpr, rates, n_records),
     }
 
@@ -139,7 +279,7 @@ def attack_metrics(
         if y.all() or not y.any():
             continue
         f, r, _ = _roc_1d(s[t, valid], y)
-        aucs.append(float(metrics.auc(f, r)))
+        aucs.append(curve_auc(f, r))
         per_rates.append(_rates(f, r, rates, n_records))
     keys = list(aggregate["tpr_at_fpr"])
 
