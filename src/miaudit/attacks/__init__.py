@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from miaudit.attacks._common import as_keep, require_models
+from miaudit.arrays import as_keep
+from miaudit.attacks._common import require_models
 from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.lira import lira, lira_target
 from miaudit.attacks.rmia import calibrate_offline_a, rmia, rmia_target

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from miaudit.errors import InputError
 
@@ -36,113 +36,6 @@ TILE_ELEMENTS = 1 << 16
 CHUNK_ELEMENTS = 1 << 16
 
 
-def as_model_array(values: ArrayLike, *, name: str) -> NDArray[np.float64]:
-    """Validate a [M, N, V] (or [M, N], read as V = 1) per-model array of finite numbers."""
-    arr = np.asarray(values)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3:
-        raise InputError(
-            f"{name}: expected shape [M, N, V] (models, records, views), got {arr.shape}"
-        )
-    if 0 in arr.shape:
-        raise InputError(f"{name}: shape {arr.shape} has an empty axis")
-    _check_real(arr, name)
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    check_finite(arr, name=name, models=True)
-    return arr
-
-
-def as_one_model_array(values: ArrayLike, *, name: str) -> NDArray[np.float64]:
-    """Validate a [N, V] (or [N]) array of one model's values; return [N, V] float64."""
-    arr = np.asarray(values)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise InputError(f"{name}: expected shape [N, V] (records, views), got {arr.shape}")
-    if 0 in arr.shape:
-        raise InputError(f"{name}: shape {arr.shape} has an empty axis")
-    _check_real(arr, name)
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    check_finite(arr, name=name, models=False)
-    return arr
-
-
-def _check_real(arr: NDArray, name: str) -> None:
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-
-
-def _where(idx: tuple[int, ...], models: bool) -> str:
-    if models:
-        return f"model {idx[0]}, record {idx[1]} (view {idx[2]})"
-    return f"record {idx[0]} (view {idx[1]})"
-
-
-def check_finite(arr: NDArray[np.float64], *, name: str, models: bool) -> None:
-    """InputError naming the first model/record/view that is NaN or infinite."""
-    if np.isfinite(arr.min()) and np.isfinite(arr.max()):
-        return
-    idx = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape)
-    raise InputError(
-        f"{name}: {_where(idx, models)} holds {arr[idx]}; every value must be finite - check "
-        f"that model's outputs (a diverged run gives NaN/inf) or drop that record"
-    )
-
-
-def check_probabilities(arr: NDArray[np.float64], *, name: str, models: bool) -> None:
-    """InputError naming the first value outside [0, 1]."""
-    if arr.min() >= 0.0 and arr.max() <= 1.0:
-        return
-    bad = ~((arr >= 0.0) & (arr <= 1.0))
-    idx = np.unravel_index(int(np.argmax(bad)), arr.shape)
-    raise InputError(
-        f"{name}: {_where(idx, models)} is {arr[idx]}, not a probability in [0, 1]; pass "
-        f"true-class probabilities (miaudit.signals.true_class_probability), not logits"
-    )
-
-
-def as_keep(keep: ArrayLike, m: int, n: int, *, name: str = "keep") -> NDArray[np.bool_]:
-    """Validate a [M, N] membership matrix (bool, or 0/1 numbers)."""
-    arr = np.asarray(keep)
-    if arr.shape != (m, n):
-        raise InputError(
-            f"{name}: expected shape [M, N] = [{m}, {n}] (models x records, True = the record "
-            f"was in that model's training set), got {arr.shape}"
-        )
-    if arr.dtype == np.bool_:
-        return np.ascontiguousarray(arr)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise InputError(f"{name}: expected booleans, got dtype {arr.dtype}")
-    bad = (arr != 0) & (arr != 1)
-    if bad.any():
-        mi, ni = np.unravel_index(int(np.argmax(bad)), arr.shape)
-        raise InputError(
-            f"{name}: model {mi}, record {ni} is {arr[mi, ni]}; membership must be True/False "
-            f"(or 1/0)"
-        )
-    return arr.astype(bool)
-
-
-def as_targets(targets: Sequence[int] | ArrayLike | None, m: int) -> NDArray[np.intp]:
-    """Validate target model indices (default: every model)."""
-    if targets is None:
-        return np.arange(m, dtype=np.intp)
-    arr = np.asarray(targets)
-    if arr.ndim == 0:
-        arr = arr[None]
-    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(
-            f"targets: expected a non-empty sequence of model indices, got {targets!r}"
-        )
-    bad = (arr < 0) | (arr >= m)
-    if bad.any():
-        raise InputError(
-            f"targets: model index {arr[int(np.argmax(bad))]} is outside 0..{m - 1} for {m} models"
-        )
-    return arr.astype(np.intp)
-
-
 def require_models(m: int, *, attack: str) -> None:
     """Leave-one-model-out needs references on both sides of most records: M ≥ 4."""
     if m < MIN_MODELS:
@@ -152,38 +45,6 @@ def require_models(m: int, *, attack: str) -> None:
             f"references among them) - train more reference models, or score one model "
             f"against explicit references with lira_target / rmia_target"
         )
-
-
-def as_population(population: ArrayLike | None, n: int) -> NDArray[np.bool_]:
-    """Population records z as an [N] bool mask, from indices or a mask (default: all)."""
-    if population is None:
-        return np.ones(n, dtype=bool)
-    arr = np.asarray(population)
-    if arr.dtype == np.bool_:
-        if arr.shape != (n,):
-            raise InputError(
-                f"population: a boolean mask must have one entry per record ({n}), got "
-                f"shape {arr.shape}"
-            )
-        mask = arr.copy()
-    else:
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise InputError(
-                "population: expected record indices (ints) or a boolean mask over records"
-            )
-        bad = (arr < 0) | (arr >= n)
-        if bad.any():
-            raise InputError(
-                f"population: record index {arr[int(np.argmax(bad))]} is outside 0..{n - 1}"
-            )
-        mask = np.zeros(n, dtype=bool)
-        mask[arr] = True
-    if mask.sum() < 2:
-        raise InputError(
-            "population: needs at least 2 records z to compare each record with; pass more "
-            "population records (default: all records)"
-        )
-    return mask
 
 
 def resolve_jobs(n_jobs: int | None) -> int:

@@ -33,18 +33,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
-from miaudit.attacks._common import (
-    Side,
-    as_keep,
-    as_model_array,
-    as_one_model_array,
-    as_targets,
-    build_sides,
-    require_models,
-    resolve_jobs,
-    run,
-    tiles,
-)
+from miaudit.arrays import as_keep, as_model_array, as_one_model_array, as_targets
+from miaudit.attacks._common import Side, build_sides, require_models, resolve_jobs, run, tiles
 from miaudit.errors import InputError
 
 Estimator = Literal["mean", "median"]

@@ -43,19 +43,15 @@ import functools
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from miaudit.attacks._common import (
-    Side,
+from miaudit.arrays import (
     as_keep,
     as_model_array,
     as_one_model_array,
     as_population,
     as_targets,
-    build_sides,
     check_probabilities,
-    require_models,
-    resolve_jobs,
-    run,
 )
+from miaudit.attacks._common import Side, build_sides, require_models, resolve_jobs, run
 from miaudit.errors import InputError
 from miaudit.risk import curves
 

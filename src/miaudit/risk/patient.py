@@ -14,43 +14,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from miaudit.arrays import as_patient, as_vector
 from miaudit.errors import InputError
-from miaudit.risk._checks import as_vector, check_confidence, rate_key
+from miaudit.risk._checks import check_confidence, rate_key
 from miaudit.risk.intervals import clopper_pearson
 from miaudit.risk.record import RecordAUC
 
 DEFAULT_RISK_THRESHOLDS: tuple[float, ...] = (0.8, 0.9, 0.95, 0.99)
-
-
-def _as_patient(patient: Any, n: int, num_patients: int | None) -> tuple[np.ndarray, int]:
-    arr = np.asarray(patient)
-    if arr.shape != (n,):
-        raise InputError(
-            f"patient: shape {arr.shape} does not match the {n} records; pass one patient "
-            "index per record."
-        )
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise InputError(
-            f"patient: expected integer patient indices 0..P-1, got dtype {arr.dtype}; map "
-            "patient ids to indices first, e.g. patient = pandas.factorize(ids)[0]."
-        )
-    arr = arr.astype(np.int64)
-    if arr.size and arr.min() < 0:
-        raise InputError(
-            f"patient: index {int(arr.min())} is negative; patient indices run from 0 to P-1."
-        )
-    top = int(arr.max()) + 1 if arr.size else 0
-    if num_patients is None:
-        return arr, top
-    p = int(num_patients)
-    if p < top:
-        raise InputError(
-            f"num_patients: {num_patients} is smaller than the largest patient index + 1 "
-            f"({top}); pass the number of patients in the cohort."
-        )
-    return arr, p
 
 
 def patient_exposure(
@@ -75,7 +45,7 @@ def patient_exposure(
             se = record_auc.se
         record_auc = record_auc.auc
     auc = as_vector(record_auc, "record_auc")
-    pat, n_patients = _as_patient(patient, auc.size, num_patients)
+    pat, n_patients = as_patient(patient, auc.size, num_patients)
     if se is None:
         rec_se = np.full(auc.size, np.nan)
     else:
