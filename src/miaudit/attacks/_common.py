@@ -36,11 +36,11 @@ TILE_ELEMENTS = 1 << 16
 CHUNK_ELEMENTS = 1 << 16
 
 
-def require_models(m: int, *, attack: str) -> None:
+def require_models(m: int, *, attack: str, minimum: int = MIN_MODELS) -> None:
     """Leave-one-model-out needs references on both sides of most records: M ≥ 4."""
-    if m < MIN_MODELS:
+    if m < minimum:
         raise InputError(
-            f"{attack}: got {m} models; leave-one-model-out needs at least {MIN_MODELS} "
+            f"{attack}: got {m} models; leave-one-model-out needs at least {minimum} "
             f"(each target's references are the other models, and records need IN and OUT "
             f"references among them) - train more reference models, or score one model "
             f"against explicit references with lira_target / rmia_target"
