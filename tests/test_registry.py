@@ -91,7 +91,7 @@ def test_min_models_is_what_the_attack_refuses(name):
     if attack.references:  # the function itself refuses too, not only the pipeline
         signal = compute_signal(attack.signal, few[0], few[1])
         with pytest.raises(InputError, match=f"at least {attack.min_models}"):
-            attack.function(signal, few[2], **attack.fixed)
+            attack.function(signal, few[2], options=attack.options(**attack.fixed))
     assert attacks.run_attack(name, *enough).shape == (attack.min_models, 24)
 
 

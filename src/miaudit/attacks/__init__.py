@@ -8,6 +8,7 @@ member; for target t the references are all models but t. NaN marks an undefined
 
     from miaudit import attacks
     scores = attacks.lira(signals, keep)                      # [M, N]
+    scores = attacks.rmia(probs, keep, options=attacks.RmiaOptions(online=True))
     scores = attacks.run_attack("rmia", logits, labels, keep)  # computes the signal itself
 """
 
@@ -23,6 +24,7 @@ from miaudit.arrays import as_keep
 from miaudit.attacks import registry
 from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.lira import lira, lira_target
+from miaudit.attacks.options import LiraOptions, RmiaOptions, option_names
 from miaudit.attacks.registry import Attack
 from miaudit.attacks.rmia import calibrate_offline_a, rmia, rmia_target
 from miaudit.errors import InputError
@@ -32,6 +34,8 @@ __all__ = [
     "ATTACKS",
     "SIGNAL_OF",
     "Attack",
+    "LiraOptions",
+    "RmiaOptions",
     "calibrate_offline_a",
     "confidence_attack",
     "lira",
@@ -48,12 +52,13 @@ ATTACKS: tuple[str, ...] = registry.names()
 SIGNAL_OF: dict[str, str] = {name: registry.get(name).signal for name in ATTACKS}
 
 
-def _options_of(fn: Callable[..., object], fixed: dict[str, object]) -> list[str]:
+def _keywords_of(fn: Callable[..., object]) -> list[str]:
+    """The function's keyword-only parameters other than ``targets`` and ``options``."""
     params = inspect.signature(fn).parameters.values()
     return [
         p.name
         for p in params
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed and p.name != "targets"
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("targets", "options")
     ]
 
 
@@ -68,19 +73,31 @@ def run_attack(
 ) -> NDArray[np.float64]:
     """Scores [T, N] of the named attack, computing its signal from ``logits`` [M, N, V, K].
 
-    ``name`` is any registered attack (:mod:`miaudit.attacks.registry`). ``options`` go to
-    the attack (e.g. ``fixed_variance=True`` for "lira", ``gamma`` for "rmia"); unknown ones
-    are refused with the list of accepted ones.
+    ``name`` is any registered attack (:mod:`miaudit.attacks.registry`). ``options`` are
+    the attack's option fields (e.g. ``fixed_variance=True`` for "lira", ``gamma`` for
+    "rmia", built into its :class:`LiraOptions` / :class:`RmiaOptions` with the options the
+    name fixes) or its other keywords (``population``, ``n_jobs``); unknown ones are refused
+    with the list of accepted ones.
     """
     attack = registry.get(name)
     fixed = dict(attack.fixed)
-    allowed = _options_of(attack.function, fixed)
+    fields = () if attack.options is None else option_names(attack.options)
+    if attack.options is None:
+        allowed = [k for k in _keywords_of(attack.function) if k not in fixed]
+    else:
+        allowed = [k for k in fields if k not in fixed] + _keywords_of(attack.function)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise InputError(
             f"attack {name!r}: option(s) {', '.join(unknown)} not accepted; accepted: "
             f"{', '.join(allowed) if allowed else 'none'}"
         )
+    keywords = {k: v for k, v in options.items() if k not in fields}
+    if attack.options is None:
+        keywords.update(fixed)
+    else:
+        chosen = {k: v for k, v in options.items() if k in fields}
+        keywords["options"] = attack.options(**chosen, **fixed)
     arr = np.asarray(logits)
     if arr.ndim != 4:
         raise InputError(
@@ -93,5 +110,5 @@ def run_attack(
     mask = as_keep(keep, m, n)
     signal = compute_signal(attack.signal, arr, labels)
     if not attack.references:
-        return attack.function(signal, targets=targets, **fixed, **options)
-    return attack.function(signal, mask, targets=targets, **fixed, **options)
+        return attack.function(signal, targets=targets, **keywords)
+    return attack.function(signal, mask, targets=targets, **keywords)

@@ -22,7 +22,7 @@ Two model-count rules are kept as data:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from miaudit.attacks._common import MIN_MODELS, require_models
 from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.lira import lira
+from miaudit.attacks.options import LiraOptions, RmiaOptions
 from miaudit.attacks.rmia import rmia
 from miaudit.errors import InputError
 from miaudit.signals import SIGNALS
@@ -58,10 +59,12 @@ SONG_MITTAL_2021 = (
 class Attack:
     """One attack by name.
 
-    ``function(signal, keep, *, targets=..., **options)`` returns scores [T, N] (without
+    ``function(signal, keep, *, targets=..., **keywords)`` returns scores [T, N] (without
     ``keep`` when ``references`` is False: a reference-free baseline). ``signal`` names the
-    :mod:`miaudit.signals` statistic it reads; ``fixed`` holds the options the name fixes
-    (e.g. ``online=False`` for "lira_offline"). ``per_side`` is the references a record
+    :mod:`miaudit.signals` statistic it reads. ``options``: the frozen options class the
+    function takes as ``options=`` (e.g. :class:`LiraOptions`), or None when its options
+    are plain keywords; ``fixed`` holds the options the name fixes (e.g. ``online=False``
+    for "lira_offline"). ``per_side`` is the references a record
     needs on each side its score uses, given the options (see the module doc).
     """
 
@@ -70,6 +73,7 @@ class Attack:
     signal: str
     paper: str
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    options: type | None = None
     references: bool = True
     min_models: int = MIN_MODELS
     per_side: int | Callable[[Mapping[str, Any]], int] = 1
@@ -85,6 +89,8 @@ class Attack:
             raise InputError(f"attack {self.name!r}: function {self.function!r} is not callable")
         if isinstance(self.min_models, bool) or not isinstance(self.min_models, int):
             raise InputError(f"attack {self.name!r}: min_models must be an integer")
+        if self.options is not None and not is_dataclass(self.options):
+            raise InputError(f"attack {self.name!r}: options must be an options dataclass")
         object.__setattr__(self, "fixed", MappingProxyType(dict(self.fixed)))
 
     def references_per_side(self, options: Mapping[str, Any] | None = None) -> int:
@@ -148,6 +154,7 @@ register(
         function=lira,
         signal="logit_confidence",
         fixed={"online": True},
+        options=LiraOptions,
         per_side=_lira_per_side,
         paper=CARLINI_2022,
     )
@@ -158,6 +165,7 @@ register(
         function=lira,
         signal="logit_confidence",
         fixed={"online": False},
+        options=LiraOptions,
         per_side=_lira_per_side,
         paper=CARLINI_2022,
     )
@@ -168,6 +176,7 @@ register(
         function=rmia,
         signal="probability",
         fixed={"online": False},
+        options=RmiaOptions,
         paper=ZARIFZADEH_2024,
     )
 )
@@ -177,6 +186,7 @@ register(
         function=rmia,
         signal="probability",
         fixed={"online": True},
+        options=RmiaOptions,
         paper=ZARIFZADEH_2024,
     )
 )
