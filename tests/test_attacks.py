@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 from scipy.special import log_ndtr
 
-import miaudit.attacks._common as common
+import miaudit.attacks.parallel as parallel
+import miaudit.attacks.sides as sides
 from miaudit import attacks
 from miaudit.attacks.options import option_names
 from miaudit.errors import InputError
@@ -169,8 +170,8 @@ def test_lira_matches_per_record_loop(options, views):
 def test_lira_tiles_and_threads_do_not_change_scores(monkeypatch):
     x, keep, _ = make_world(m=7, n=50, v=2, seed=3, balanced=False)
     want = oracle_lira(x, keep, targets=[6, 0, 3], estimator="median", fixed_variance=True)
-    monkeypatch.setattr(common, "TILE_ELEMENTS", 9)  # several record chunks per target
-    monkeypatch.setattr(common, "CHUNK_ELEMENTS", 20)  # sums and sorts in record chunks
+    monkeypatch.setattr(parallel, "TILE_ELEMENTS", 9)  # several record chunks per target
+    monkeypatch.setattr(sides, "CHUNK_ELEMENTS", 20)  # sums and sorts in record chunks
     for jobs in (1, 2):
         got = attacks.lira(
             x,
@@ -180,7 +181,7 @@ def test_lira_tiles_and_threads_do_not_change_scores(monkeypatch):
             options=attacks.LiraOptions(estimator="median", fixed_variance=True),
         )
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
-    monkeypatch.setattr(common, "TILE_ELEMENTS", 300)  # several targets per tile
+    monkeypatch.setattr(parallel, "TILE_ELEMENTS", 300)  # several targets per tile
     got = attacks.lira(
         x, keep, targets=[6, 0, 3], n_jobs=2, options=attacks.LiraOptions(online=False)
     )
@@ -204,7 +205,7 @@ def test_ties_in_order_statistics(monkeypatch):
     # keeps ratios of different records apart (their exact ties would hinge on rounding)
     offset = np.random.default_rng(15).uniform(0.0, 0.4, size=(1, 40, 1))
     probs = 0.5 * np.clip(np.round(1.0 / (1.0 + np.exp(-x)), 1), 0.1, 0.9) + offset
-    monkeypatch.setattr(common, "CHUNK_ELEMENTS", 30)
+    monkeypatch.setattr(sides, "CHUNK_ELEMENTS", 30)
     near_ties = False
     for options in (dict(online=True, trim=0.2), dict(a=0.5, trim=0.3), dict(online=True)):
         got = attacks.rmia(probs, keep, **as_options(attacks.RmiaOptions, options))

@@ -32,8 +32,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
 from miaudit.arrays import as_keep, as_model_array, as_one_model_array, as_targets
-from miaudit.attacks._common import Side, build_sides, require_models, resolve_jobs, run, tiles
+from miaudit.attacks.counts import require_models
 from miaudit.attacks.options import LiraOptions
+from miaudit.attacks.parallel import resolve_jobs, run, tiles
+from miaudit.attacks.sides import Side, build_sides
 from miaudit.errors import InputError
 
 # A pooled variance below this fraction of the side's mean squared deviation from each

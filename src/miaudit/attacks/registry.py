@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from miaudit.attacks._common import MIN_MODELS, require_models
 from miaudit.attacks.baselines import confidence_attack, loss_attack
+from miaudit.attacks.counts import MIN_MODELS, require_models
 from miaudit.attacks.lira import lira
 from miaudit.attacks.options import LiraOptions, RmiaOptions
 from miaudit.attacks.rmia import rmia

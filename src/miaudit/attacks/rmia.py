@@ -51,8 +51,10 @@ from miaudit.arrays import (
     as_targets,
     check_probabilities,
 )
-from miaudit.attacks._common import Side, build_sides, require_models, resolve_jobs, run
+from miaudit.attacks.counts import require_models
 from miaudit.attacks.options import RmiaOptions, check_rmia_options
+from miaudit.attacks.parallel import resolve_jobs, run
+from miaudit.attacks.sides import Side, build_sides
 from miaudit.errors import InputError
 from miaudit.risk import curves
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the attacks: input checks, leave-one-model-out reference tables, tiling.
+"""Leave-one-model-out reference tables: each record's IN and OUT references, per target.
 
 The reference statistics of a record are taken over one *side* of the references: the
 models that trained on it (IN) or did not (OUT). In leave-one-model-out evaluation the
@@ -11,79 +11,15 @@ side's full mean μ, count c and sum of squared deviations SS (per record and vi
 
 So each target costs a few array operations per record instead of a pass over M models.
 Medians and trimmed means come from one sort per record plus the target's rank in it.
-Work is cut into tiles of targets × records small enough to stay in the CPU cache.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
 import numpy as np
 from numpy.typing import NDArray
 
-from miaudit.errors import InputError
-
-T = TypeVar("T")
-
-MIN_MODELS = 4
-# Elements per tile: big enough to amortise Python overhead (and the GIL between threads),
-# small enough that the dozen float64 temporaries of a tile stay in cache.
-TILE_ELEMENTS = 1 << 16
 # Models x records per chunk when summing or sorting the references of every record.
 CHUNK_ELEMENTS = 1 << 16
-
-
-def require_models(m: int, *, attack: str, minimum: int = MIN_MODELS) -> None:
-    """Leave-one-model-out needs references on both sides of most records: M ≥ 4."""
-    if m < minimum:
-        raise InputError(
-            f"{attack}: got {m} models; leave-one-model-out needs at least {minimum} "
-            f"(each target's references are the other models, and records need IN and OUT "
-            f"references among them) - train more reference models, or score one model "
-            f"against explicit references with lira_target / rmia_target"
-        )
-
-
-def resolve_jobs(n_jobs: int | None) -> int:
-    """Threads for the per-target work (numpy releases the GIL in its inner loops)."""
-    if n_jobs is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
-    if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
-        raise InputError(f"n_jobs: expected a positive number of threads, got {n_jobs!r}")
-    return int(n_jobs)
-
-
-Tile = tuple[int, int, int, int]
-
-
-def tiles(n_targets: int, n_records: int, n_views: int, size: int | None = None) -> list[Tile]:
-    """(t_lo, t_hi, r_lo, r_hi) tiles of about ``size`` elements (targets × records × views)."""
-    size = TILE_ELEMENTS if size is None else size
-    per_target = n_records * n_views
-    if per_target >= size:
-        step = max(1, size // n_views)
-        return [
-            (t, t + 1, r, min(r + step, n_records))
-            for t in range(n_targets)
-            for r in range(0, n_records, step)
-        ]
-    tstep = max(1, size // per_target)
-    return [(t, min(t + tstep, n_targets), 0, n_records) for t in range(0, n_targets, tstep)]
-
-
-def run(work: Callable[..., T], units: Sequence[tuple[int, ...]], n_jobs: int) -> list[T]:
-    """work(*unit) for every unit, on ``n_jobs`` threads; results in unit order."""
-    jobs = min(n_jobs, len(units))
-    if jobs <= 1:
-        return [work(*unit) for unit in units]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(lambda u: work(*u), units))
 
 
 def _safe_inverse(den: NDArray[np.float64]) -> NDArray[np.float64]:
