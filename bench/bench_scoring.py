@@ -110,22 +110,25 @@ def main() -> None:
     print(f"{'probability':28s} {t_prob:8.2f} {m * n * v / t_prob / 1e6:10.1f} M")
 
     jobs = {} if args.jobs is None else {"n_jobs": args.jobs}
+    lira, rmia = attacks.lira, attacks.rmia
+    LiraOptions, RmiaOptions = attacks.LiraOptions, attacks.RmiaOptions
     runs = [
-        ("lira (online)", attacks.lira, conf, {"online": True, **jobs}),
-        ("lira_offline", attacks.lira, conf, {"online": False, **jobs}),
-        ("lira fixed_variance", attacks.lira, conf, {"fixed_variance": True, **jobs}),
+        ("lira (online)", lira, conf, {"options": LiraOptions(online=True), **jobs}),
+        ("lira_offline", lira, conf, {"options": LiraOptions(online=False), **jobs}),
+        ("lira fixed_variance", lira, conf, {"options": LiraOptions(fixed_variance=True), **jobs}),
         (
             "lira_offline fixed_variance",
-            attacks.lira,
+            lira,
             conf,
-            {"online": False, "fixed_variance": True, **jobs},
+            {"options": LiraOptions(online=False, fixed_variance=True), **jobs},
         ),
-        ("rmia (offline, a chosen)", attacks.rmia, prob, {**jobs}),
-        ("rmia (offline, a=0.3)", attacks.rmia, prob, {"a": 0.3, **jobs}),
-        ("rmia_online", attacks.rmia, prob, {"online": True, **jobs}),
+        ("rmia (offline, a chosen)", rmia, prob, {**jobs}),
+        ("rmia (offline, a=0.3)", rmia, prob, {"options": RmiaOptions(a=0.3), **jobs}),
+        ("rmia_online", rmia, prob, {"options": RmiaOptions(online=True), **jobs}),
     ]
     if args.median:
-        runs.insert(2, ("lira median", attacks.lira, conf, {"estimator": "median", **jobs}))
+        median = LiraOptions(estimator="median")
+        runs.insert(2, ("lira median", lira, conf, {"options": median, **jobs}))
     results = {}
     print(f"\n{'attack':28s} {'seconds':>8s} {'scores/s':>12s} {'CPU s':>8s} {'scores/CPU s':>14s}")
     baselines = [

@@ -14,8 +14,10 @@ import pytest
 from scipy import stats
 from scipy.special import log_ndtr
 
-import miaudit.attacks._common as common
+import miaudit.attacks.parallel as parallel
+import miaudit.attacks.sides as sides
 from miaudit import attacks
+from miaudit.attacks.options import option_names
 from miaudit.errors import InputError
 from miaudit.signals import compute_signal
 
@@ -132,6 +134,13 @@ def oracle_lira(
     return np.array(out)
 
 
+def as_options(cls: type, options: dict) -> dict:
+    """Keyword options as the attack's options record plus its other keywords (population)."""
+    fields = option_names(cls)
+    rest = {k: v for k, v in options.items() if k not in fields}
+    return {"options": cls(**{k: v for k, v in options.items() if k in fields}), **rest}
+
+
 LIRA_CASES = [
     dict(online=True),
     dict(online=False),
@@ -151,7 +160,7 @@ LIRA_CASES = [
 @pytest.mark.parametrize("views", [1, 3])
 def test_lira_matches_per_record_loop(options, views):
     x, keep, _ = make_world(m=8, n=30, v=views, seed=views, balanced=False)
-    got = attacks.lira(x, keep, **options)
+    got = attacks.lira(x, keep, **as_options(attacks.LiraOptions, options))
     want = oracle_lira(x, keep, **options)
     assert got.shape == (8, 30)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
@@ -161,15 +170,21 @@ def test_lira_matches_per_record_loop(options, views):
 def test_lira_tiles_and_threads_do_not_change_scores(monkeypatch):
     x, keep, _ = make_world(m=7, n=50, v=2, seed=3, balanced=False)
     want = oracle_lira(x, keep, targets=[6, 0, 3], estimator="median", fixed_variance=True)
-    monkeypatch.setattr(common, "TILE_ELEMENTS", 9)  # several record chunks per target
-    monkeypatch.setattr(common, "CHUNK_ELEMENTS", 20)  # sums and sorts in record chunks
+    monkeypatch.setattr(parallel, "TILE_ELEMENTS", 9)  # several record chunks per target
+    monkeypatch.setattr(sides, "CHUNK_ELEMENTS", 20)  # sums and sorts in record chunks
     for jobs in (1, 2):
         got = attacks.lira(
-            x, keep, targets=[6, 0, 3], estimator="median", fixed_variance=True, n_jobs=jobs
+            x,
+            keep,
+            targets=[6, 0, 3],
+            n_jobs=jobs,
+            options=attacks.LiraOptions(estimator="median", fixed_variance=True),
         )
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
-    monkeypatch.setattr(common, "TILE_ELEMENTS", 300)  # several targets per tile
-    got = attacks.lira(x, keep, targets=[6, 0, 3], online=False, n_jobs=2)
+    monkeypatch.setattr(parallel, "TILE_ELEMENTS", 300)  # several targets per tile
+    got = attacks.lira(
+        x, keep, targets=[6, 0, 3], n_jobs=2, options=attacks.LiraOptions(online=False)
+    )
     np.testing.assert_allclose(
         got, oracle_lira(x, keep, targets=[6, 0, 3], online=False), rtol=TOL, atol=TOL
     )
@@ -181,16 +196,19 @@ def test_ties_in_order_statistics(monkeypatch):
     x = np.round(x)
     for options in (dict(estimator="median"), dict(estimator="median", online=False)):
         np.testing.assert_allclose(
-            attacks.lira(x, keep, **options), oracle_lira(x, keep, **options), rtol=TOL, atol=TOL
+            attacks.lira(x, keep, **as_options(attacks.LiraOptions, options)),
+            oracle_lira(x, keep, **options),
+            rtol=TOL,
+            atol=TOL,
         )
     # ties among a record's references (and with the target), but a record-specific offset
     # keeps ratios of different records apart (their exact ties would hinge on rounding)
     offset = np.random.default_rng(15).uniform(0.0, 0.4, size=(1, 40, 1))
     probs = 0.5 * np.clip(np.round(1.0 / (1.0 + np.exp(-x)), 1), 0.1, 0.9) + offset
-    monkeypatch.setattr(common, "CHUNK_ELEMENTS", 30)
+    monkeypatch.setattr(sides, "CHUNK_ELEMENTS", 30)
     near_ties = False
     for options in (dict(online=True, trim=0.2), dict(a=0.5, trim=0.3), dict(online=True)):
-        got = attacks.rmia(probs, keep, **options)
+        got = attacks.rmia(probs, keep, **as_options(attacks.RmiaOptions, options))
         # discrete values make some LR(x, z) equal γ up to the last bit (e.g. both ratios
         # exactly 1); such a pair may count either way, nothing else may differ
         low = oracle_rmia(probs, keep, slack=-1e-12, **options)
@@ -241,7 +259,13 @@ def textbook_lira(x, keep, target, *, online, fixed_variance=False, estimator="m
 @pytest.mark.parametrize("estimator", ["mean", "median"])
 def test_lira_agrees_with_textbook_implementation(online, fixed_variance, estimator):
     x, keep, _ = make_world(m=10, n=25, v=2, seed=11)
-    got = attacks.lira(x, keep, online=online, fixed_variance=fixed_variance, estimator=estimator)
+    got = attacks.lira(
+        x,
+        keep,
+        options=attacks.LiraOptions(
+            online=online, fixed_variance=fixed_variance, estimator=estimator
+        ),
+    )
     for t in range(10):
         want = textbook_lira(
             x, keep, t, online=online, fixed_variance=fixed_variance, estimator=estimator
@@ -252,7 +276,7 @@ def test_lira_agrees_with_textbook_implementation(online, fixed_variance, estima
 def test_lira_separates_members_from_non_members():
     x, keep, _ = make_world(m=16, n=200, seed=5)
     for online in (True, False):
-        scores = attacks.lira(x, keep, online=online)
+        scores = attacks.lira(x, keep, options=attacks.LiraOptions(online=online))
         auc = stats.mannwhitneyu(scores[keep], scores[~keep]).statistic / (
             keep.sum() * (~keep).sum()
         )
@@ -262,9 +286,11 @@ def test_lira_separates_members_from_non_members():
 def test_lira_target_equals_leave_one_out_with_the_same_references():
     x, keep, _ = make_world(m=9, n=40, v=2, seed=2, balanced=False)
     for options in LIRA_CASES:
-        loo = attacks.lira(x, keep, targets=[4], **options)[0]
+        loo = attacks.lira(x, keep, targets=[4], **as_options(attacks.LiraOptions, options))[0]
         refs = [j for j in range(9) if j != 4]
-        one = attacks.lira_target(x[4], x[refs], keep[refs], **options)
+        one = attacks.lira_target(
+            x[4], x[refs], keep[refs], **as_options(attacks.LiraOptions, options)
+        )
         np.testing.assert_allclose(one, loo, rtol=TOL, atol=TOL)
 
 
@@ -278,14 +304,14 @@ def test_records_without_in_or_out_references_are_undefined_not_errors():
     keep[:2, 2] = True  # record 2: exactly two members
     keep[2:, 2] = False
     online = attacks.lira(x, keep)
-    offline = attacks.lira(x, keep, online=False)
+    offline = attacks.lira(x, keep, options=attacks.LiraOptions(online=False))
     assert np.isnan(online[:, 0]).all() and np.isnan(online[:, 1]).all()
     assert np.isfinite(offline[:, 0]).all() and np.isnan(offline[:, 1]).all()
     # record 2 for target 0 keeps 1 IN reference: undefined with per-record variance ...
     assert np.isnan(online[0, 2]) and np.isnan(online[1, 2])
     assert np.isfinite(online[2:, 2]).all()
     # ... but scored with a fixed variance, which needs one reference per side
-    fixed = attacks.lira(x, keep, fixed_variance=True)
+    fixed = attacks.lira(x, keep, options=attacks.LiraOptions(fixed_variance=True))
     assert np.isfinite(fixed[:, 2]).all() and np.isnan(fixed[:, 0]).all()
     np.testing.assert_allclose(fixed, oracle_lira(x, keep, fixed_variance=True), rtol=TOL, atol=TOL)
 
@@ -295,7 +321,7 @@ def test_zero_variance_gives_finite_floored_scores():
     x[:, 0, :] = 2.0  # every model gives record 0 the same signal
     x[:, 1, :] = np.where(keep[:, 1, None], 3.0, 2.0)  # constant IN and OUT, apart
     online = attacks.lira(x, keep)
-    offline = attacks.lira(x, keep, online=False)
+    offline = attacks.lira(x, keep, options=attacks.LiraOptions(online=False))
     assert np.isfinite(online).all() and np.isfinite(offline).all()
     np.testing.assert_allclose(online[:, 0], 0.0, atol=1e-12)  # same Gaussian IN and OUT
     np.testing.assert_allclose(offline[:, 0], math.log(0.5), atol=1e-12)  # at the OUT mean
@@ -306,7 +332,7 @@ def test_zero_variance_gives_finite_floored_scores():
     np.testing.assert_allclose(offline[~member, 1], math.log(0.5), atol=1e-12)
     np.testing.assert_allclose(online, oracle_lira(x, keep), rtol=TOL, atol=TOL)
     np.testing.assert_allclose(
-        attacks.lira(x, keep, min_std=0.5, online=False),
+        attacks.lira(x, keep, options=attacks.LiraOptions(min_std=0.5, online=False)),
         oracle_lira(x, keep, online=False, min_std=0.5),
         rtol=TOL,
         atol=TOL,
@@ -317,7 +343,7 @@ def test_fixed_variance_without_within_record_spread_uses_spread_across_records(
     x, keep, _ = make_world(m=7, n=12, v=2, seed=19, balanced=False)
     x = x[:1] + 1.0 * keep[:, :, None]  # every side of every record is one constant
     for online in (True, False):
-        got = attacks.lira(x, keep, online=online, fixed_variance=True)
+        got = attacks.lira(x, keep, options=attacks.LiraOptions(online=online, fixed_variance=True))
         want = oracle_lira(x, keep, online=online, fixed_variance=True)
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
         assert np.isfinite(got[:, (keep.sum(0) > 1) & (keep.sum(0) < 6)]).all()
@@ -352,13 +378,13 @@ def test_bad_inputs_are_input_errors():
     with pytest.raises(InputError, match="targets"):
         attacks.lira(x, keep, targets=[5])
     with pytest.raises(InputError, match="estimator"):
-        attacks.lira(x, keep, estimator="mode")
+        attacks.lira(x, keep, options=attacks.LiraOptions(estimator="mode"))
     with pytest.raises(InputError, match="not a probability"):
         attacks.rmia(x, keep)
     with pytest.raises(InputError, match="gamma"):
-        attacks.rmia(probs, keep, gamma=0.0)
+        attacks.rmia(probs, keep, options=attacks.RmiaOptions(gamma=0.0))
     with pytest.raises(InputError, match="trim"):
-        attacks.rmia(probs, keep, trim=0.5)
+        attacks.rmia(probs, keep, options=attacks.RmiaOptions(trim=0.5))
     with pytest.raises(InputError, match="population"):
         attacks.rmia(probs, keep, population=[99])
 
@@ -369,15 +395,19 @@ def test_lira_target_with_one_reference():
     ref = rng.normal(size=(1, 50, 2))
     keep = np.zeros((1, 50), dtype=bool)
     with pytest.raises(InputError, match="fixed_variance=True"):
-        attacks.lira_target(target, ref, keep, online=False)
-    scores = attacks.lira_target(target, ref, keep, online=False, fixed_variance=True)
+        attacks.lira_target(target, ref, keep, options=attacks.LiraOptions(online=False))
+    scores = attacks.lira_target(
+        target, ref, keep, options=attacks.LiraOptions(online=False, fixed_variance=True)
+    )
     # one OUT reference per record: its value is the mean; σ² is the variance of the
     # reference's signals across records and views
     sd = np.std(ref, ddof=1)
     want = log_ndtr((target - ref[0]) / sd).mean(axis=1)
     np.testing.assert_allclose(scores, want, rtol=TOL, atol=TOL)
     with pytest.raises(InputError, match="at least 2"):
-        attacks.lira_target(target, ref, keep, online=True, fixed_variance=True)
+        attacks.lira_target(
+            target, ref, keep, options=attacks.LiraOptions(online=True, fixed_variance=True)
+        )
 
 
 # --------------------------------------------------------------------------- RMIA oracle
@@ -469,7 +499,7 @@ RMIA_CASES = [
 @pytest.mark.parametrize("views", [1, 2])
 def test_rmia_matches_per_record_loop(options, views):
     _, keep, probs = make_world(m=8, n=32, v=views, seed=20 + views, balanced=False)
-    got = attacks.rmia(probs, keep, **options)
+    got = attacks.rmia(probs, keep, **as_options(attacks.RmiaOptions, options))
     want = oracle_rmia(probs, keep, **options)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
 
@@ -479,8 +509,8 @@ def test_rmia_population_mask_equals_indices_and_threads_agree():
     idx = np.array([1, 4, 9, 16, 25])
     mask = np.zeros(30, dtype=bool)
     mask[idx] = True
-    a = attacks.rmia(probs, keep, population=idx, a=0.4, n_jobs=1)
-    b = attacks.rmia(probs, keep, population=mask, a=0.4, n_jobs=2)
+    a = attacks.rmia(probs, keep, population=idx, n_jobs=1, options=attacks.RmiaOptions(a=0.4))
+    b = attacks.rmia(probs, keep, population=mask, n_jobs=2, options=attacks.RmiaOptions(a=0.4))
     np.testing.assert_array_equal(a, b)
 
 
@@ -489,7 +519,7 @@ def test_rmia_ties_and_undefined_records():
     probs[:, 5] = probs[:, 6]  # identical records: tied ratios
     keep[:, 5] = keep[:, 6]
     keep[:, 7] = True  # no OUT reference: undefined offline, dropped from z
-    got = attacks.rmia(probs, keep, a=0.2)
+    got = attacks.rmia(probs, keep, options=attacks.RmiaOptions(a=0.2))
     want = oracle_rmia(probs, keep, a=0.2)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
     assert np.isnan(got[:, 7]).all()
@@ -499,7 +529,7 @@ def test_rmia_ties_and_undefined_records():
 def test_rmia_reference_mean_is_plain_not_top_k():
     """Our P_OUT(x) averages every OUT reference; the top-k convention keeps the k largest."""
     _, keep, probs = make_world(m=10, n=30, seed=31, balanced=False)
-    ours = attacks.rmia(probs, keep, a=0.0)
+    ours = attacks.rmia(probs, keep, options=attacks.RmiaOptions(a=0.0))
     np.testing.assert_allclose(ours, oracle_rmia(probs, keep, a=0.0), rtol=TOL, atol=TOL)
     k = 2  # fewer than the OUT references of most records
     top_k = oracle_rmia(probs, keep, a=0.0, top_k=k)
@@ -522,12 +552,12 @@ def test_rmia_online_uses_balanced_sides():
     outs = rng.uniform(0.01, 0.7, size=(2, n, 1))
     refs = np.concatenate([ins, outs])
     rkeep = np.array([[True] * n, [True] * n, [False] * n, [False] * n])
-    base = attacks.rmia_target(target, refs, rkeep, online=True)
+    base = attacks.rmia_target(target, refs, rkeep, options=attacks.RmiaOptions(online=True))
     more = attacks.rmia_target(
         target,
         np.concatenate([ins, ins, outs]),
         np.concatenate([rkeep[:2], rkeep]),
-        online=True,
+        options=attacks.RmiaOptions(online=True),
     )
     np.testing.assert_allclose(more, base, rtol=TOL, atol=TOL)
     # a plain mean over all references would have moved Pr(x) towards the IN side
@@ -539,9 +569,11 @@ def test_rmia_online_uses_balanced_sides():
 def test_rmia_target_equals_leave_one_out_with_the_same_references():
     _, keep, probs = make_world(m=7, n=25, v=2, seed=17, balanced=False)
     for options in RMIA_CASES[:7]:
-        loo = attacks.rmia(probs, keep, targets=[2], **options)[0]
+        loo = attacks.rmia(probs, keep, targets=[2], **as_options(attacks.RmiaOptions, options))[0]
         refs = [j for j in range(7) if j != 2]
-        one = attacks.rmia_target(probs[2], probs[refs], keep[refs], **options)
+        one = attacks.rmia_target(
+            probs[2], probs[refs], keep[refs], **as_options(attacks.RmiaOptions, options)
+        )
         np.testing.assert_allclose(one, loo, rtol=TOL, atol=TOL)
 
 
@@ -554,8 +586,12 @@ def test_offline_a_is_chosen_without_the_targets_membership():
     a_high = attacks.calibrate_offline_a(probs, keep, models=[4, 5, 6, 7])
     # targets 0..3 use the a calibrated on models 4..7 alone, and vice versa
     got = attacks.rmia(probs, keep)
-    np.testing.assert_allclose(got[:4], attacks.rmia(probs, keep, a=a_high)[:4], atol=TOL)
-    np.testing.assert_allclose(got[4:], attacks.rmia(probs, keep, a=a_low)[4:], atol=TOL)
+    np.testing.assert_allclose(
+        got[:4], attacks.rmia(probs, keep, options=attacks.RmiaOptions(a=a_high))[:4], atol=TOL
+    )
+    np.testing.assert_allclose(
+        got[4:], attacks.rmia(probs, keep, options=attacks.RmiaOptions(a=a_low))[4:], atol=TOL
+    )
     # the calibration reads nothing of the models it does not use
     scrambled_keep = keep.copy()
     scrambled_keep[:4] = ~scrambled_keep[:4]
@@ -584,7 +620,9 @@ def test_rmia_target_needs_two_references_to_choose_a():
     _, keep, probs = make_world(m=5, n=10, seed=3)
     with pytest.raises(InputError, match="pass a explicitly"):
         attacks.rmia_target(probs[0], probs[1:2], keep[1:2])
-    scores = attacks.rmia_target(probs[0], probs[1:2], keep[1:2] & False, a=0.3)
+    scores = attacks.rmia_target(
+        probs[0], probs[1:2], keep[1:2] & False, options=attacks.RmiaOptions(a=0.3)
+    )
     assert np.isfinite(scores).all()
 
 
@@ -616,10 +654,10 @@ def test_run_attack_computes_the_right_signal():
     prob = compute_signal("probability", logits, labels)
     loss = compute_signal("loss", logits, labels)
     expect = {
-        "lira": attacks.lira(conf, keep, online=True),
-        "lira_offline": attacks.lira(conf, keep, online=False),
-        "rmia": attacks.rmia(prob, keep, online=False),
-        "rmia_online": attacks.rmia(prob, keep, online=True),
+        "lira": attacks.lira(conf, keep, options=attacks.LiraOptions(online=True)),
+        "lira_offline": attacks.lira(conf, keep, options=attacks.LiraOptions(online=False)),
+        "rmia": attacks.rmia(prob, keep, options=attacks.RmiaOptions(online=False)),
+        "rmia_online": attacks.rmia(prob, keep, options=attacks.RmiaOptions(online=True)),
         "loss": attacks.loss_attack(loss),
         "confidence": attacks.confidence_attack(prob),
     }
@@ -629,7 +667,9 @@ def test_run_attack_computes_the_right_signal():
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg=name)
     sub = attacks.run_attack("lira", logits, labels, keep, targets=[3, 1], fixed_variance=True)
     np.testing.assert_allclose(
-        sub, attacks.lira(conf, keep, targets=[3, 1], fixed_variance=True), atol=TOL
+        sub,
+        attacks.lira(conf, keep, targets=[3, 1], options=attacks.LiraOptions(fixed_variance=True)),
+        atol=TOL,
     )
 
 

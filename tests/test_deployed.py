@@ -16,7 +16,7 @@ import torch
 from _margins import SEED, at_least, at_most, planted_or_decoy
 from scipy import stats
 
-from miaudit.attacks import rmia_target
+from miaudit.attacks import RmiaOptions, rmia_target
 from miaudit.cohort import Cohort
 from miaudit.datasets import make_synthetic_tabular
 from miaudit.deployed import (
@@ -106,7 +106,9 @@ def test_rmia_p_values_match_the_ratio_comparison_written_out() -> None:
     keep[:, 2] = True  # ... except record 2, which has none and is no valid z
     refs = rng.uniform(0.05, 0.95, size=(r, n))
     target = np.clip(refs.mean(0) + rng.normal(0, 0.1, n), 0.01, 0.99)
-    scores = rmia_target(target[:, None], refs[:, :, None], keep, population=population, a=a)
+    scores = rmia_target(
+        target[:, None], refs[:, :, None], keep, population=population, options=RmiaOptions(a=a)
+    )
     got = rmia_p_values(scores, population)
 
     def ratio(i: int) -> float:

@@ -133,12 +133,12 @@ def test_empirical_record_auc_matches_sklearn_loop(seed):
 def test_record_auc_blocks_give_the_same_answer(monkeypatch):
     scores, membership = messy_scores(3, n_targets=30, n_records=257)
     whole = risk.record_auc(scores, membership)
-    monkeypatch.setattr(risk, "_BLOCK_ELEMENTS", 30 * 7)  # blocks of 7 records
+    monkeypatch.setattr(risk.record, "_BLOCK_ELEMENTS", 30 * 7)  # blocks of 7 records
     for method in ("empirical", "gaussian"):
         blocked = risk.record_auc(scores, membership, method=method)
-        monkeypatch.setattr(risk, "_BLOCK_ELEMENTS", 1 << 22)
+        monkeypatch.setattr(risk.record, "_BLOCK_ELEMENTS", 1 << 22)
         single = risk.record_auc(scores, membership, method=method)
-        monkeypatch.setattr(risk, "_BLOCK_ELEMENTS", 30 * 7)
+        monkeypatch.setattr(risk.record, "_BLOCK_ELEMENTS", 30 * 7)
         np.testing.assert_array_equal(blocked.auc, single.auc)
         np.testing.assert_array_equal(blocked.se, single.se)
     np.testing.assert_array_equal(whole.n_in, blocked.n_in)

@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
-from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from miaudit.errors import InputError
+from miaudit.risk.curves import delong
 
 __all__ = [
     "CONFOUND_RULE",
@@ -78,37 +78,6 @@ class AUCTest:
             "n_negative": self.n_negative,
             "confidence": self.confidence,
         }
-
-
-def delong(scores: Any, labels: Any) -> tuple[float, float]:
-    """AUC of ``scores`` for ``labels`` (True = positive) and its DeLong (1988) standard error.
-
-    With V10_i the share of negatives below positive i and V01_j the share of positives above
-    negative j (ties count half), AUC = mean V10 and Var = s²(V10)/m + s²(V01)/n. Both
-    components come from three sorts (midranks), not the m·n comparisons.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
-    if s.shape != y.shape or s.ndim != 1:
-        raise InputError(
-            f"delong: scores {s.shape} and labels {y.shape} must be 1-D arrays of one length"
-        )
-    if np.isnan(s).any():
-        raise InputError("delong: scores hold NaN; drop undefined scores first")
-    pos, neg = s[y], s[~y]
-    m, n = pos.size, neg.size
-    if m == 0 or n == 0:
-        raise InputError(
-            f"delong: needs positives and negatives, got {m} and {n}; the AUC is undefined"
-        )
-    ranks = rankdata(np.concatenate([pos, neg]))
-    v10 = (ranks[:m] - rankdata(pos)) / n
-    v01 = 1.0 - (ranks[m:] - rankdata(neg)) / m
-    auc = float(v10.mean())
-    if m < 2 or n < 2:
-        return auc, math.nan
-    var = float(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
-    return auc, math.sqrt(max(var, 0.0))
 
 
 def auc_test(scores: Any, labels: Any, *, confidence: float = 0.95) -> AUCTest:

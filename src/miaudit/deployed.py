@@ -68,7 +68,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from miaudit import confound, risk
-from miaudit.attacks import calibrate_offline_a, lira_target, rmia_target
+from miaudit.attacks import LiraOptions, RmiaOptions, calibrate_offline_a, lira_target, rmia_target
 from miaudit.cohort import Cohort
 from miaudit.config import (
     MAX_MODELS,
@@ -396,17 +396,19 @@ def score_against_references(
     refs = ref_signal.shape[0]
     if attack == "rmia_offline":
         scores = rmia_target(
-            target_signal, ref_signal, ref_keep, population=population, online=False, a=a
+            target_signal, ref_signal, ref_keep, population=population, options=RmiaOptions(a=a)
         )
         return scores, rmia_p_values(scores, population)
     fixed = refs < PER_RECORD_VARIANCE_FROM
-    offline = lira_target(target_signal, ref_signal, ref_keep, online=False, fixed_variance=fixed)
+    offline = lira_target(
+        target_signal, ref_signal, ref_keep, options=LiraOptions(online=False, fixed_variance=fixed)
+    )
     p = np.clip(-np.expm1(offline), 0.0, 1.0)
     if attack == "lira_offline":
         return offline, p
     if attack == "lira_online":
         online = lira_target(
-            target_signal, ref_signal, ref_keep, online=True, fixed_variance=fixed
+            target_signal, ref_signal, ref_keep, options=LiraOptions(online=True, fixed_variance=fixed)
         )
         return online, p
     raise InputError(f"attack {attack!r} is not one of {', '.join(ATTACK_CHOICES[1:])}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import expit, softmax
-from sklearn.metrics import roc_auc_score
+
+from miaudit.risk.curves import diagnostic_auroc
 
 
 def probabilities(logits: np.ndarray, multilabel: bool = False) -> np.ndarray:
@@ -25,22 +26,6 @@ def probabilities(logits: np.ndarray, multilabel: bool = False) -> np.ndarray:
     if logits.shape[-1] == 1:
         logits = np.concatenate([np.zeros_like(logits), logits], axis=-1)
     return softmax(logits, axis=-1).mean(axis=2)
-
-
-def _auroc(y: np.ndarray, p: np.ndarray, multilabel: bool) -> float:
-    if multilabel:
-        aucs = [
-            roc_auc_score(y[:, k], p[:, k]) for k in range(y.shape[1]) if 0 < y[:, k].sum() < len(y)
-        ]
-        return float(np.mean(aucs)) if aucs else float("nan")
-    classes = np.unique(y)
-    if len(classes) < 2:
-        return float("nan")
-    if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1]))
-    return float(
-        roc_auc_score(y, p, multi_class="ovr", average="macro", labels=np.arange(p.shape[1]))
-    )
 
 
 def model_performance(
@@ -70,7 +55,7 @@ def model_performance(
                 "train_records": int(inside.sum()),
                 "train_accuracy": float(correct[inside].mean()) if inside.any() else np.nan,
                 "test_accuracy": float(correct[outside].mean()) if outside.any() else np.nan,
-                "test_auroc": _auroc(labels[outside], probs[m][outside], multilabel)
+                "test_auroc": diagnostic_auroc(labels[outside], probs[m][outside], multilabel)
                 if outside.any()
                 else np.nan,
             }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from miaudit.arrays import as_patient
 from miaudit.errors import InputError
 
 
@@ -47,19 +48,14 @@ class MembershipPlan:
 
     def record_keep(self, patient: np.ndarray) -> np.ndarray:
         """[M, N] bool: each record follows its patient (``patient`` is the cohort's [N] index)."""
-        patient = np.asarray(patient)
-        if patient.ndim != 1 or not np.issubdtype(patient.dtype, np.integer):
-            raise InputError(
-                f"plan: patient index must be a 1-D integer array, got {patient.dtype} with "
-                f"shape {patient.shape}."
-            )
-        if patient.size and (patient.min() < 0 or patient.max() >= self.num_patients):
+        index, top = as_patient(patient)
+        if top > self.num_patients:
             raise InputError(
                 f"plan: it covers {self.num_patients} patients but the cohort's patient index "
-                f"spans {patient.min()}..{patient.max()}; the plan was made for another cohort. "
+                f"spans {index.min()}..{index.max()}; the plan was made for another cohort. "
                 "Rerun the audit with --force to make a new plan."
             )
-        return self.keep[:, patient]
+        return self.keep[:, index]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for an ``.npz`` (no pickles)."""

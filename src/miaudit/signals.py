@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
+from miaudit.arrays import check_logits
 from miaudit.errors import InputError
 
 SignalName = Literal["logit_confidence", "probability", "loss"]
@@ -35,47 +36,6 @@ SIGNALS: tuple[str, ...] = ("logit_confidence", "probability", "loss")
 
 # Float64 elements processed at once; bounds the temporaries for M=256, N=100k.
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def check_logits(logits: ArrayLike) -> None:
-    """Raise InputError when logits are not [M, N, V, K] (or [N, V, K]) finite numbers.
-
-    Why: a diverged model (NaN/inf outputs) silently poisons every reference statistic of
-    every record, so it is rejected up front with the model and record that hold it.
-    """
-    arr = np.asarray(logits)
-    if arr.ndim not in (3, 4):
-        raise InputError(
-            f"logits: expected shape [M, N, V, K] (models, records, views, classes) or "
-            f"[N, V, K] for one model, got shape {arr.shape}; add a views axis of size 1 "
-            f"for single-view data, e.g. logits[:, :, None, :]"
-        )
-    if 0 in arr.shape:
-        raise InputError(
-            f"logits: shape {arr.shape} has an empty axis; every model needs at least one "
-            f"record, one view and one class"
-        )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(
-            f"logits: expected real numbers, got dtype {arr.dtype}; pass the raw model "
-            f"outputs as a float array"
-        )
-    if np.issubdtype(arr.dtype, np.integer):
-        return
-    if np.isfinite(arr.min()) and np.isfinite(arr.max()):
-        return
-    full = arr if arr.ndim == 4 else arr[None]
-    for m in range(full.shape[0]):
-        bad = ~np.isfinite(full[m])
-        if bad.any():
-            n, v, k = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            value = full[m, n, v, k]
-            where = f"model {m}, record {n}" if arr.ndim == 4 else f"record {n}"
-            raise InputError(
-                f"logits: {where} (view {v}, class {k}) holds {value}; every logit must be "
-                f"finite - retrain or drop that model (a diverged run gives NaN/inf), or "
-                f"remove that record"
-            )
 
 
 def _as_labels(labels: ArrayLike, n: int, k: int) -> NDArray[np.intp] | NDArray[np.bool_]:

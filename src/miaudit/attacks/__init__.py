@@ -8,6 +8,7 @@ member; for target t the references are all models but t. NaN marks an undefined
 
     from miaudit import attacks
     scores = attacks.lira(signals, keep)                      # [M, N]
+    scores = attacks.rmia(probs, keep, options=attacks.RmiaOptions(online=True))
     scores = attacks.run_attack("rmia", logits, labels, keep)  # computes the signal itself
 """
 
@@ -19,9 +20,12 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from miaudit.attacks._common import as_keep, require_models
+from miaudit.arrays import as_keep
+from miaudit.attacks import registry
 from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.lira import lira, lira_target
+from miaudit.attacks.options import LiraOptions, RmiaOptions, option_names
+from miaudit.attacks.registry import Attack
 from miaudit.attacks.rmia import calibrate_offline_a, rmia, rmia_target
 from miaudit.errors import InputError
 from miaudit.signals import compute_signal
@@ -29,36 +33,32 @@ from miaudit.signals import compute_signal
 __all__ = [
     "ATTACKS",
     "SIGNAL_OF",
+    "Attack",
+    "LiraOptions",
+    "RmiaOptions",
     "calibrate_offline_a",
     "confidence_attack",
     "lira",
     "lira_target",
     "loss_attack",
+    "registry",
     "rmia",
     "rmia_target",
     "run_attack",
 ]
 
-ATTACKS: tuple[str, ...] = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
-
-# name -> (function, signal it reads, options fixed by the name)
-_REGISTRY: dict[str, tuple[Callable[..., NDArray[np.float64]], str, dict[str, bool]]] = {
-    "lira": (lira, "logit_confidence", {"online": True}),
-    "lira_offline": (lira, "logit_confidence", {"online": False}),
-    "rmia": (rmia, "probability", {"online": False}),
-    "rmia_online": (rmia, "probability", {"online": True}),
-    "loss": (loss_attack, "loss", {}),
-    "confidence": (confidence_attack, "probability", {}),
-}
-SIGNAL_OF: dict[str, str] = {name: entry[1] for name, entry in _REGISTRY.items()}
+#: The built-in attacks' names and signals (the registry holds any added later).
+ATTACKS: tuple[str, ...] = registry.names()
+SIGNAL_OF: dict[str, str] = {name: registry.get(name).signal for name in ATTACKS}
 
 
-def _options_of(fn: Callable[..., object], fixed: dict[str, bool]) -> list[str]:
+def _keywords_of(fn: Callable[..., object]) -> list[str]:
+    """The function's keyword-only parameters other than ``targets`` and ``options``."""
     params = inspect.signature(fn).parameters.values()
     return [
         p.name
         for p in params
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed and p.name != "targets"
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("targets", "options")
     ]
 
 
@@ -73,19 +73,31 @@ def run_attack(
 ) -> NDArray[np.float64]:
     """Scores [T, N] of the named attack, computing its signal from ``logits`` [M, N, V, K].
 
-    ``options`` go to the attack (e.g. ``fixed_variance=True`` for "lira", ``gamma`` for
-    "rmia"); unknown ones are refused with the list of accepted ones.
+    ``name`` is any registered attack (:mod:`miaudit.attacks.registry`). ``options`` are
+    the attack's option fields (e.g. ``fixed_variance=True`` for "lira", ``gamma`` for
+    "rmia", built into its :class:`LiraOptions` / :class:`RmiaOptions` with the options the
+    name fixes) or its other keywords (``population``, ``n_jobs``); unknown ones are refused
+    with the list of accepted ones.
     """
-    if name not in _REGISTRY:
-        raise InputError(f"attack {name!r} is not known; choose one of {', '.join(ATTACKS)}")
-    fn, signal_name, fixed = _REGISTRY[name]
-    allowed = _options_of(fn, fixed)
+    attack = registry.get(name)
+    fixed = dict(attack.fixed)
+    fields = () if attack.options is None else option_names(attack.options)
+    if attack.options is None:
+        allowed = [k for k in _keywords_of(attack.function) if k not in fixed]
+    else:
+        allowed = [k for k in fields if k not in fixed] + _keywords_of(attack.function)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise InputError(
             f"attack {name!r}: option(s) {', '.join(unknown)} not accepted; accepted: "
             f"{', '.join(allowed) if allowed else 'none'}"
         )
+    keywords = {k: v for k, v in options.items() if k not in fields}
+    if attack.options is None:
+        keywords.update(fixed)
+    else:
+        chosen = {k: v for k, v in options.items() if k in fields}
+        keywords["options"] = attack.options(**chosen, **fixed)
     arr = np.asarray(logits)
     if arr.ndim != 4:
         raise InputError(
@@ -94,9 +106,9 @@ def run_attack(
             f"rmia_target"
         )
     m, n = arr.shape[0], arr.shape[1]
-    require_models(m, attack=name)
+    attack.require(m)
     mask = as_keep(keep, m, n)
-    signal = compute_signal(signal_name, arr, labels)
-    if fn in (loss_attack, confidence_attack):
-        return fn(signal, targets=targets, **options)
-    return fn(signal, mask, targets=targets, **fixed, **options)
+    signal = compute_signal(attack.signal, arr, labels)
+    if not attack.references:
+        return attack.function(signal, targets=targets, **keywords)
+    return attack.function(signal, mask, targets=targets, **keywords)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from miaudit.attacks._common import as_model_array, as_targets, check_probabilities
+from miaudit.arrays import as_model_array, as_targets, check_probabilities
 
 
 def loss_attack(losses: ArrayLike, *, targets: ArrayLike | None = None) -> NDArray[np.float64]:

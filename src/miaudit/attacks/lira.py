@@ -27,41 +27,31 @@ signals across records and views (the fixed variance of the original LiRA code).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
-from miaudit.attacks._common import (
-    Side,
-    as_keep,
-    as_model_array,
-    as_one_model_array,
-    as_targets,
-    build_sides,
-    require_models,
-    resolve_jobs,
-    run,
-    tiles,
-)
+from miaudit.arrays import as_keep, as_model_array, as_one_model_array, as_targets
+from miaudit.attacks.counts import require_models
+from miaudit.attacks.options import LiraOptions
+from miaudit.attacks.parallel import resolve_jobs, run, tiles
+from miaudit.attacks.sides import Side, build_sides
 from miaudit.errors import InputError
 
-Estimator = Literal["mean", "median"]
 # A pooled variance below this fraction of the side's mean squared deviation from each
 # record's all-model mean is rounding noise: no within-record spread (std < 1e-6 of it).
 ZERO_SPREAD = 1e-12
 
 
-def _check_options(estimator: str, ddof: int, min_std: float) -> None:
-    if estimator not in ("mean", "median"):
-        raise InputError(f"estimator: expected 'mean' or 'median', got {estimator!r}")
-    if ddof not in (0, 1):
-        raise InputError(f"ddof: expected 0 or 1, got {ddof!r}")
-    if not (np.isfinite(min_std) and min_std > 0):
+def _lira_options(options: LiraOptions | None) -> LiraOptions:
+    if options is None:
+        return LiraOptions()
+    if not isinstance(options, LiraOptions):
         raise InputError(
-            f"min_std: expected a positive floor for standard deviations, got {min_std!r}"
+            f"options: expected LiraOptions(...), got {type(options).__name__}; e.g. "
+            f"options=LiraOptions(online=False)"
         )
+    return options
 
 
 class _Job:
@@ -232,38 +222,36 @@ def lira(
     keep: ArrayLike,
     *,
     targets: ArrayLike | None = None,
-    online: bool = True,
-    fixed_variance: bool = False,
-    estimator: Estimator = "mean",
-    ddof: int = 1,
-    min_std: float = 1e-6,
+    options: LiraOptions | None = None,
     n_jobs: int | None = None,
 ) -> NDArray[np.float64]:
     """LiRA scores [T, N], leave-one-model-out: each target's references are all other models.
 
+    LiRA is Carlini et al. 2022, "Membership Inference Attacks From First Principles".
     ``signals`` [M, N, V] (logit-scaled confidences; [M, N] is read as V = 1), ``keep``
-    [M, N] bool. Higher = more likely member; NaN = undefined (too few IN/OUT references
-    for that record, see the module doc). Each side's mean and variance for target t are
-    the all-model tables with t's own value removed in O(1); medians come from one sort per
-    record. ``n_jobs``: threads (default: all cores).
+    [M, N] bool, ``options`` a :class:`LiraOptions` (default: online, per-record
+    variances, means, ddof 1). Higher = more likely member; NaN = undefined (too few IN/OUT
+    references for that record, see the module doc). Each side's mean and variance for
+    target t are the all-model tables with t's own value removed in O(1); medians come from
+    one sort per record. ``n_jobs``: threads (default: all cores).
     """
+    opts = _lira_options(options)
     x = as_model_array(signals, name="signals")
     m, n, _ = x.shape
     mask = as_keep(keep, m, n)
     rows = as_targets(targets, m)
     require_models(m, attack="lira")
-    _check_options(estimator, ddof, min_std)
     jobs = resolve_jobs(n_jobs)
-    in_side, out_side = build_sides(x, mask, ddof=ddof, want_in=online)
+    in_side, out_side = build_sides(x, mask, ddof=opts.ddof, want_in=opts.online)
     job = _Job(
         x,
         rows,
         mask[rows],
         in_side,
         out_side,
-        fixed_variance=fixed_variance,
-        estimator=estimator,
-        min_std=min_std,
+        fixed_variance=opts.fixed_variance,
+        estimator=opts.estimator,
+        min_std=opts.min_std,
     )
     return job.run(jobs)
 
@@ -273,21 +261,20 @@ def lira_target(
     ref_signals: ArrayLike,
     ref_keep: ArrayLike,
     *,
-    online: bool = True,
-    fixed_variance: bool = False,
-    estimator: Estimator = "mean",
-    ddof: int = 1,
-    min_std: float = 1e-6,
+    options: LiraOptions | None = None,
 ) -> NDArray[np.float64]:
     """LiRA scores [N] of one target model against R explicit reference models.
 
-    ``target_signals`` [N, V], ``ref_signals`` [R, N, V], ``ref_keep`` [R, N]. Per-record
+    LiRA is Carlini et al. 2022, "Membership Inference Attacks From First Principles".
+    ``target_signals`` [N, V], ``ref_signals`` [R, N, V], ``ref_keep`` [R, N], ``options``
+    a :class:`LiraOptions`. Per-record
     variances need ≥ 2 references per side and record, so R < 2 (offline) or R < 4
     (online) is refused, and records with fewer get NaN. With ``fixed_variance=True``
     offline works from R = 1 (each record's single OUT reference is its mean; the variance
     then comes from the spread across records, which sets the scale of the scores but not
     their order) and online from R = 2.
     """
+    opts = _lira_options(options)
     xt = as_one_model_array(target_signals, name="target_signals")
     refs = as_model_array(ref_signals, name="ref_signals")
     r, n, v = refs.shape
@@ -297,7 +284,7 @@ def lira_target(
             f"views [N, V] = [{n}, {v}]"
         )
     mask = as_keep(ref_keep, r, n, name="ref_keep")
-    _check_options(estimator, ddof, min_std)
+    online, fixed_variance = opts.online, opts.fixed_variance
     need = (2 if online else 1) if fixed_variance else (4 if online else 2)
     if r < need:
         hint = "" if fixed_variance else "; or pass fixed_variance=True, which needs fewer"
@@ -306,7 +293,7 @@ def lira_target(
             f"{'a fixed' if fixed_variance else 'per-record'} variance needs at least {need} "
             f"reference models, got {r}; add reference models{hint}"
         )
-    in_side, out_side = build_sides(refs, mask, ddof=ddof, want_in=online)
+    in_side, out_side = build_sides(refs, mask, ddof=opts.ddof, want_in=online)
     job = _Job(
         xt[None],
         np.zeros(1, dtype=np.intp),
@@ -314,7 +301,7 @@ def lira_target(
         in_side,
         out_side,
         fixed_variance=fixed_variance,
-        estimator=estimator,
-        min_std=min_std,
+        estimator=opts.estimator,
+        min_std=opts.min_std,
     )
     return job.run(1)[0]

@@ -42,33 +42,34 @@ import functools
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import rankdata
 
-from miaudit.attacks._common import (
-    Side,
+from miaudit.arrays import (
     as_keep,
     as_model_array,
     as_one_model_array,
     as_population,
     as_targets,
-    build_sides,
     check_probabilities,
-    require_models,
-    resolve_jobs,
-    run,
 )
+from miaudit.attacks.counts import require_models
+from miaudit.attacks.options import RmiaOptions, check_rmia_options
+from miaudit.attacks.parallel import resolve_jobs, run
+from miaudit.attacks.sides import Side, build_sides
 from miaudit.errors import InputError
+from miaudit.risk import curves
 
 DEFAULT_A_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
-def _check_options(gamma: float, a: float | None, trim: float) -> None:
-    if not (np.isfinite(gamma) and gamma > 0):
-        raise InputError(f"gamma: expected a positive threshold on LR(x, z), got {gamma!r}")
-    if a is not None and not (0.0 <= a <= 1.0):
-        raise InputError(f"a: expected the offline interpolation a in [0, 1], got {a!r}")
-    if not (0.0 <= trim < 0.5):
-        raise InputError(f"trim: expected the fraction cut from each end in [0, 0.5), got {trim!r}")
+def _rmia_options(options: RmiaOptions | None) -> RmiaOptions:
+    if options is None:
+        return RmiaOptions()
+    if not isinstance(options, RmiaOptions):
+        raise InputError(
+            f"options: expected RmiaOptions(...), got {type(options).__name__}; e.g. "
+            f"options=RmiaOptions(online=True)"
+        )
+    return options
 
 
 def _ratio_scores(
@@ -259,7 +260,7 @@ def calibrate_offline_a(
     m, n, _ = probs.shape
     mask = as_keep(keep, m, n)
     pop = as_population(population, n)
-    _check_options(gamma, None, trim)
+    check_rmia_options(gamma, None, trim)
     chosen = np.arange(m) if models is None else np.unique(np.asarray(models, dtype=np.intp))
     if chosen.size < 2 or chosen.min() < 0 or chosen.max() >= m:
         raise InputError(
@@ -334,7 +335,7 @@ def _calibrate(
             ],
             axis=0,
         )[scored]
-        auc = _auc(score, member)
+        auc = curves.auc(score, member)  # NaN (never best) when a class is empty
         if auc > best_auc:
             best_a, best_auc = float(a), auc
     if not np.isfinite(best_auc):
@@ -346,45 +347,33 @@ def _calibrate(
     return best_a
 
 
-def _auc(score: NDArray[np.float64], member: NDArray[np.bool_]) -> float:
-    """Mann-Whitney AUC with mid-ranks; NaN scores ignored; -inf when one class is empty."""
-    ok = ~np.isnan(score)
-    s, y = score[ok], member[ok]
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
-        return -np.inf
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def rmia(
     probabilities: ArrayLike,
     keep: ArrayLike,
     *,
     targets: ArrayLike | None = None,
-    online: bool = False,
+    options: RmiaOptions | None = None,
     population: ArrayLike | None = None,
-    gamma: float = 1.0,
-    a: float | None = None,
-    trim: float = 0.0,
     n_jobs: int | None = None,
 ) -> NDArray[np.float64]:
     """RMIA scores [T, N], leave-one-model-out (each target's references: all other models).
 
-    ``probabilities`` [M, N, V] true-class probabilities, ``keep`` [M, N]. ``population``:
-    record indices or an [N] mask of the z records (default: all). Offline ``a=None``
-    calibrates ``a`` per half of the models, never reading the target's membership (module
-    doc). Higher = more likely member; NaN = undefined. ``n_jobs``: threads (default: all
-    cores).
+    RMIA is Zarifzadeh et al. 2024, "Low-Cost High-Power Membership Inference Attacks".
+    ``probabilities`` [M, N, V] true-class probabilities, ``keep`` [M, N], ``options`` a
+    :class:`RmiaOptions` (default: offline, γ = 1, ``a`` calibrated, no trimming).
+    ``population``: record indices or an [N] mask of the z records (default: all). Offline
+    ``a=None`` calibrates ``a`` per half of the models, never reading the target's
+    membership (module doc). Higher = more likely member; NaN = undefined. ``n_jobs``:
+    threads (default: all cores).
     """
+    opts = _rmia_options(options)
+    online, gamma, a, trim = opts.online, opts.gamma, opts.a, opts.trim
     probs = _as_probabilities(probabilities, "probabilities")
     m, n, _ = probs.shape
     mask = as_keep(keep, m, n)
     rows = as_targets(targets, m)
     require_models(m, attack="rmia")
     pop = as_population(population, n)
-    _check_options(gamma, a, trim)
     a_rows = np.zeros(rows.shape[0])
     if not online:
         if a is None:
@@ -428,18 +417,18 @@ def rmia_target(
     ref_keep: ArrayLike,
     *,
     population: ArrayLike | None = None,
-    online: bool = False,
-    gamma: float = 1.0,
-    a: float | None = None,
-    trim: float = 0.0,
+    options: RmiaOptions | None = None,
 ) -> NDArray[np.float64]:
     """RMIA scores [N] of one target model against R explicit reference models.
 
-    ``target_probs`` [N, V], ``ref_probs`` [R, N, V], ``ref_keep`` [R, N]. Offline works
-    from R = 1 with an explicit ``a``; ``a=None`` calibrates on the references alone
-    (reference 0 attacked by the others), which needs R ≥ 2. Online needs IN and OUT
-    references (R ≥ 2).
+    RMIA is Zarifzadeh et al. 2024, "Low-Cost High-Power Membership Inference Attacks".
+    ``target_probs`` [N, V], ``ref_probs`` [R, N, V], ``ref_keep`` [R, N], ``options`` a
+    :class:`RmiaOptions`. Offline works from R = 1 with an explicit ``a``; ``a=None``
+    calibrates on the references alone (reference 0 attacked by the others), which needs
+    R ≥ 2. Online needs IN and OUT references (R ≥ 2).
     """
+    opts = _rmia_options(options)
+    online, gamma, a, trim = opts.online, opts.gamma, opts.a, opts.trim
     pt = as_one_model_array(target_probs, name="target_probs")
     check_probabilities(pt, name="target_probs", models=False)
     refs = _as_probabilities(ref_probs, "ref_probs")
@@ -451,7 +440,6 @@ def rmia_target(
         )
     mask = as_keep(ref_keep, r, n, name="ref_keep")
     pop = as_population(population, n)
-    _check_options(gamma, a, trim)
     if online and r < 2:
         raise InputError(
             f"rmia_target: online RMIA needs IN and OUT references, so at least 2 reference "
