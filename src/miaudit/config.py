@@ -98,33 +98,6 @@ class SyntheticSpec(_Strict):
             )
         return self
 
-    def make(self) -> tuple[Any, Any]:
-        """The synthetic cohort and its planted cases."""
-        from miaudit.datasets import make_synthetic_tabular
-        from miaudit.datasets.synthetic_media import make_synthetic_ecg, make_synthetic_images
-
-        common = self.model_dump(
-            include={
-                "num_patients",
-                "rare_fraction",
-                "num_atypical",
-                "num_mislabelled",
-                "max_records_per_patient",
-                "seed",
-            }
-        )
-        if self.modality == "table":
-            return make_synthetic_tabular(num_features=self.num_features, **common)
-        if self.modality == "image":
-            return make_synthetic_images(
-                image_size=self.image_size, channels=self.channels, num_labels=self.num_labels,
-                **common,
-            )
-        return make_synthetic_ecg(
-            leads=self.leads, length=self.length, sampling_rate=self.sampling_rate,
-            num_labels=self.num_labels, **common,
-        )
-
 
 #: [cohort] keys that only tables use, and keys that only image/signal cohorts use.
 _TABLE_KEYS = ("features", "exclude", "positive", "categorical")
