@@ -19,11 +19,19 @@ cfg = config.parse_config({
     "executor": {"kind": "local"},
 })
 text = config.to_toml(cfg)
+deployed = config.parse_deployed_config({
+    "cohort": {"dataset": "rhc"},
+    "target": {"predictions": "outputs.csv", "roster": "roster.csv"},
+    "references": {"models": 4, "attack": "rmia_offline"},
+})
+sweep = config.SweepSpec(widths=[16, 32], epsilons=["inf", 3])
 again = config.parse_config(__import__("tomllib").loads(text))
 print(json.dumps({
     "modules": sorted(sys.modules),
     "family": cfg.model.family,
     "same": again.training_hash() == cfg.training_hash(),
+    "references": deployed.references.models,
+    "budgets": sweep.epsilon_values(),
 }))
 """
 
@@ -39,3 +47,4 @@ def test_validating_a_config_imports_no_engine() -> None:
     loaded = [m for m in probe["modules"] if any(m == e or m.startswith(e + ".") for e in ENGINE)]
     assert loaded == []
     assert probe["family"] == "wrn" and probe["same"]
+    assert probe["references"] == 4 and probe["budgets"] == [float("inf"), 3.0]

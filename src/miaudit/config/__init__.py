@@ -7,8 +7,9 @@ here.
 
 ``base.py`` the strict base; ``model.py`` ``[model]``; ``training.py`` ``[training]`` and
 ``[privacy]``; ``views.py`` ``[views]``; ``cohort.py`` ``[cohort]``; ``audit.py`` ``[audit]``,
-``[report]``, ``[executor]`` and the whole config with its training hash; ``toml.py``
-reading, validating and writing TOML.
+``[report]``, ``[executor]`` and the whole config with its training hash; ``deployed.py`` the
+config of ``miaudit audit-model``; ``sweep.py`` ``[sweep]``; ``toml.py`` reading, validating
+and writing TOML.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from miaudit.config.audit import (
 )
 from miaudit.config.base import FrozenStrict, Strict
 from miaudit.config.cohort import CohortConfig, SyntheticSpec
+from miaudit.config.deployed import (
+    ConfoundSpec,
+    DeployedAuditSpec,
+    DeployedConfig,
+    PopulationSpec,
+    ReferenceSpec,
+    TargetSpec,
+    load_deployed_config,
+    parse_deployed_config,
+)
 from miaudit.config.model import CONV_FAMILIES, CONV_WIDTH, FAMILIES, ModelSpec
+from miaudit.config.sweep import SweepSpec
 from miaudit.config.toml import load_config, parse_config, read_toml, to_toml, validation_message
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec
@@ -41,17 +53,26 @@ __all__ = [
     "AuditConfig",
     "AuditSpec",
     "CohortConfig",
+    "ConfoundSpec",
     "DPSpec",
+    "DeployedAuditSpec",
+    "DeployedConfig",
     "ExecutorSpec",
     "FrozenStrict",
     "ModelSpec",
+    "PopulationSpec",
+    "ReferenceSpec",
     "ReportSpec",
     "Strict",
+    "SweepSpec",
     "SyntheticSpec",
+    "TargetSpec",
     "TrainingSpec",
     "ViewSpec",
     "load_config",
+    "load_deployed_config",
     "parse_config",
+    "parse_deployed_config",
     "read_toml",
     "to_toml",
     "validation_message",
