@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import subprocess
 import sys
+from types import ModuleType
+
+import pydantic
+
+from miaudit.config.base import Strict
 
 _PROBE = """
 import json, sys
@@ -48,3 +55,35 @@ def test_validating_a_config_imports_no_engine() -> None:
     assert loaded == []
     assert probe["family"] == "wrn" and probe["same"]
     assert probe["references"] == 4 and probe["budgets"] == [float("inf"), 3.0]
+
+
+def _miaudit_modules() -> list[ModuleType]:
+    import miaudit
+
+    names = [m.name for m in pkgutil.walk_packages(miaudit.__path__, "miaudit.")]
+    return [importlib.import_module(name) for name in names]
+
+
+def _descendants(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub} | _descendants(sub)
+    return found
+
+
+def test_every_model_that_forbids_unknown_keys_is_strict() -> None:
+    forbidding = {
+        obj
+        for module in _miaudit_modules()
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, pydantic.BaseModel)
+        and obj.__module__.startswith("miaudit.")
+        and obj.model_config.get("extra") == "forbid"
+    }
+    strict = {Strict} | {c for c in _descendants(Strict) if c.__module__.startswith("miaudit.")}
+    assert forbidding == strict
+    # the schema's tables, the readers' specs and the release policy are among them
+    names = {c.__name__ for c in strict}
+    assert {"AuditConfig", "DeployedConfig", "SweepSpec", "TableSpec", "MediaSpec", "Policy"} <= names
+    assert all(c.model_config.get("frozen") for c in strict if c.__module__ == "miaudit.gate")
