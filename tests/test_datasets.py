@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from miaudit.config import SyntheticSpec
 from miaudit.datasets import (
     BUILTIN,
     DEFAULT_DATASET,
@@ -20,6 +21,7 @@ from miaudit.datasets import (
     list_builtin,
     load_builtin,
     load_table_cohort,
+    make_synthetic,
     make_synthetic_tabular,
     read_table,
 )
@@ -623,3 +625,14 @@ def test_synthetic_with_several_records_per_patient() -> None:
 )
 def test_synthetic_rejects_impossible_settings(kwargs: dict[str, object], fragment: str) -> None:
     raises((fragment,), make_synthetic_tabular, **kwargs)
+
+
+def test_make_synthetic_builds_the_modality_its_spec_names() -> None:
+    for modality, ndim in (("table", 2), ("image", 4), ("signal", 3)):
+        spec = SyntheticSpec(modality=modality, num_patients=40, seed=1)
+        cohort, _ = make_synthetic(spec)
+        assert cohort.modality == modality and cohort.inputs.ndim == ndim
+        assert cohort.num_patients == 40
+    table, _ = make_synthetic(SyntheticSpec(num_patients=40, num_features=5, seed=1))
+    direct, _ = make_synthetic_tabular(40, num_features=5, seed=1)
+    assert np.array_equal(table.inputs, direct.inputs)

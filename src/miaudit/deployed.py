@@ -61,23 +61,24 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from miaudit import confound, risk
 from miaudit.attacks import LiraOptions, RmiaOptions, calibrate_offline_a, lira_target, rmia_target
 from miaudit.cohort import Cohort
-from miaudit.config import (
-    MAX_MODELS,
-    CohortConfig,
-    ExecutorSpec,
-    ReportSpec,
-    read_toml,
-    to_toml,
-    validation_message,
+from miaudit.config import to_toml
+from miaudit.config.deployed import (
+    ConfoundSpec,
+    DeployedAuditSpec,
+    DeployedConfig,
+    PopulationSpec,
+    ReferenceSpec,
+    TargetSpec,
+    load_deployed_config,
+    parse_deployed_config,
 )
 from miaudit.diagnostics import model_performance
 from miaudit.errors import InputError
@@ -107,13 +108,15 @@ from miaudit.target import (
     read_predictions,
     read_roster,
 )
-from miaudit.training import TrainingSpec
-from miaudit.training.dp import DPSpec
 
 __all__ = [
     "ATTACK_CHOICES",
+    "ConfoundSpec",
+    "DeployedAuditSpec",
     "DeployedConfig",
     "DeployedResult",
+    "PopulationSpec",
+    "ReferenceSpec",
     "choose_attack",
     "load_deployed_config",
     "load_target",
@@ -141,132 +144,6 @@ SINGLE_REFERENCE_A = 0.3
 #: FPR levels at which flagged members are counted.
 FLAG_LEVELS = (0.1, 0.01, 0.001)
 
-
-
-# --------------------------------------------------------------------------- the schema
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TargetSpec(_Strict):
-    """The deployed model: its outputs (a predictions file, or a model to run) and its roster."""
-
-    predictions: Path | None = None
-    model: Path | None = None
-    kind: Literal["auto", "logits", "probabilities"] = "auto"
-    record_id: str = "record_id"
-    columns: list[str] | None = None
-    roster: Path
-    roster_column: str = "patient_id"
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TargetSpec:
-        if (self.predictions is None) == (self.model is None):
-            raise ValueError(
-                "give exactly one of target.predictions (a CSV/Parquet/.npz file of the "
-                "target's outputs) and target.model (.onnx, .safetensors or .pt)"
-            )
-        return self
-
-
-class PopulationSpec(_Strict):
-    """Which non-roster patients are population data (the rest are evaluation non-members)."""
-
-    fraction: float = Field(0.5, gt=0.0, lt=1.0)
-    patients: Path | None = None
-    column: str = "patient_id"
-
-
-class ReferenceSpec(_Strict):
-    """How many reference models, and which attack."""
-
-    models: int = Field(4, ge=1, le=MAX_MODELS)
-    attack: Literal["auto", "rmia_offline", "lira_offline", "lira_online"] = "auto"
-    rmia_a: float | None = Field(None, ge=0.0, le=1.0)
-
-
-class ConfoundSpec(_Strict):
-    """The same-distribution control."""
-
-    classifier: Literal["boosting", "logistic", "none"] = "boosting"
-    folds: int = Field(5, ge=2, le=50)
-    alpha: float = Field(0.05, gt=0.0, lt=0.5)
-
-
-class DeployedAuditSpec(_Strict):
-    """Seed, risk thresholds and the share of most exposed members analysed by subgroup.
-
-    ``top_fraction`` defaults to 5 % (not the full audit's 1 %): one model gives each
-    patient one score, so the composition test needs a larger top set to have power.
-    """
-
-    seed: int = 0
-    thresholds: list[float] = Field(default_factory=lambda: [0.9, 0.99, 0.999])
-    top_fraction: float = Field(0.05, gt=0.0, le=0.5)
-    group_size: int = Field(50, ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> DeployedAuditSpec:
-        if not self.thresholds or any(not 0.5 <= t <= 1.0 for t in self.thresholds):
-            raise ValueError(
-                "audit.thresholds are exposure levels between 0.5 and 1 (0.99 = flagged at "
-                "FPR ≤ 1 %)"
-            )
-        return self
-
-
-class DeployedConfig(_Strict):
-    """One deployed-model audit (unknown keys are errors, as in ``miaudit audit``)."""
-
-    cohort: CohortConfig
-    target: TargetSpec
-    population: PopulationSpec = Field(default_factory=PopulationSpec)
-    references: ReferenceSpec = Field(default_factory=ReferenceSpec)
-    confound: ConfoundSpec = Field(default_factory=ConfoundSpec)
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    privacy: DPSpec = Field(default_factory=DPSpec)
-    report: ReportSpec = Field(default_factory=ReportSpec)
-    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
-    audit: DeployedAuditSpec = Field(default_factory=DeployedAuditSpec)
-
-
-def parse_deployed_config(data: dict[str, Any], source: str = "config") -> DeployedConfig:
-    """Validate a mapping; pydantic errors become one message naming each bad key."""
-    missing = [k for k in ("cohort", "target") if k not in data]
-    if missing:
-        raise InputError(
-            f"{source}: invalid config — {', '.join(f'[{k}]' for k in missing)} missing; "
-            "audit-model needs the cohort and the target ([target] predictions or model, and "
-            "roster)"
-        )
-    try:
-        return DeployedConfig.model_validate(data)
-    except ValidationError as err:
-        raise InputError(validation_message(err, source)) from None
-
-
-_PATH_KEYS = (
-    ("cohort", "path"),
-    ("target", "predictions"),
-    ("target", "model"),
-    ("target", "roster"),
-    ("population", "patients"),
-)
-
-
-def load_deployed_config(path: Path) -> DeployedConfig:
-    """Read and validate an audit-model TOML; relative paths are taken from its folder."""
-    path = Path(path)
-    data = read_toml(path)
-    for table, key in _PATH_KEYS:
-        section = data.get(table)
-        if isinstance(section, dict) and isinstance(section.get(key), str):
-            p = Path(section[key]).expanduser()
-            section[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    return parse_deployed_config(data, str(path))
 
 
 # --------------------------------------------------------------------------- pure parts

@@ -31,13 +31,13 @@ import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
     model_validator,
 )
 
+from miaudit.config.base import FrozenStrict
 from miaudit.errors import InputError
 from miaudit.findings import AttackFindings, attack_findings
 from miaudit.findings.groups import composition
@@ -53,37 +53,33 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _one_or_many(value: Any) -> Any:
     """A single inline table is a list of one, so both spellings of a limit are accepted."""
     return [value] if isinstance(value, dict) else value
 
 
-class PatientsAbove(_Strict):
+class PatientsAbove(FrozenStrict):
     """At most ``count`` patients with exposure ≥ ``threshold``."""
 
     threshold: float = Field(ge=0.0, le=1.0)
     count: int = Field(ge=0)
 
 
-class ShareAbove(_Strict):
+class ShareAbove(FrozenStrict):
     """At most ``share`` of the patients (with a defined exposure) at exposure ≥ ``threshold``."""
 
     threshold: float = Field(ge=0.0, le=1.0)
     share: float = Field(ge=0.0, le=1.0)
 
 
-class TprAtFpr(_Strict):
+class TprAtFpr(FrozenStrict):
     """Aggregate true-positive rate at false-positive rate ``fpr`` at most ``tpr``."""
 
     fpr: float = Field(gt=0.0, le=1.0)
     tpr: float = Field(ge=0.0, le=1.0)
 
 
-class Policy(_Strict):
+class Policy(FrozenStrict):
     """What a release may expose; every limit is optional, at least one must be set."""
 
     attack: str | None = None
@@ -124,7 +120,7 @@ class Policy(_Strict):
         return self._source
 
 
-class _PolicyFile(_Strict):
+class _PolicyFile(FrozenStrict):
     policy: Policy
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from miaudit.cohort import Cohort
 from miaudit.config import CohortConfig, ReportSpec
-from miaudit.datasets import load_builtin, load_table_cohort
+from miaudit.datasets import load_builtin, load_table_cohort, make_synthetic
 from miaudit.datasets.media import MediaSpec, load_media_cohort
 from miaudit.datasets.tabular import TableSpec
 from miaudit.executors import LocalExecutor, TrainingJob, make_groups
@@ -79,7 +79,7 @@ def load_cohort(cfg: CohortConfig) -> Cohort:
     if cfg.dataset is not None:
         cohort = load_builtin(cfg.dataset)
     elif cfg.synthetic is not None:
-        cohort, _ = cfg.synthetic.make()
+        cohort, _ = make_synthetic(cfg.synthetic)
     elif cfg.is_media:
         fields = set(MediaSpec.model_fields) & set(cfg.model_fields_set)
         cohort = load_media_cohort(MediaSpec(**cfg.model_dump(include=fields | {"path"})))

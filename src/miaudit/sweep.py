@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -27,6 +26,7 @@ from matplotlib.figure import Figure
 from miaudit import disparity, risk
 from miaudit.audit import AuditResult, run_audit
 from miaudit.config import AuditConfig
+from miaudit.config.sweep import KNOBS, SweepSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
 from miaudit.results import layout as L
@@ -41,61 +41,13 @@ __all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
 HIGH_RISK = 0.9
 """Exposure at which a patient counts as highly exposed in the sweep's table and chart."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_KNOBS = {"widths": "width", "depths": "depth", "blocks": "blocks"}
 _SHORT = {"width": "w", "depth": "d", "blocks": "b"}
-
-
-class SweepSpec(pydantic.BaseModel, extra="forbid"):
-    """The grid: capacity (cartesian over the knobs given, or named sizes) × privacy budgets."""
-
-    widths: list[int] = pydantic.Field(default_factory=list)
-    depths: list[int] = pydantic.Field(default_factory=list)
-    blocks: list[int] = pydantic.Field(default_factory=list)
-    sizes: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
-    epsilons: list[float | Literal["inf"]] = pydantic.Field(default_factory=list)
-    holdout_fraction: float = pydantic.Field(0.2, ge=0.0, lt=0.9)
-
-    @pydantic.model_validator(mode="after")
-    def _check(self) -> SweepSpec:
-        grid = {key: getattr(self, key) for key in _KNOBS}
-        if self.sizes and any(grid.values()):
-            raise ValueError(
-                "sweep: give either named sizes or a grid of widths/depths/blocks, not both"
-            )
-        if not self.sizes and not any(grid.values()) and not self.epsilons:
-            raise ValueError(
-                "sweep: nothing to sweep; give widths, depths, blocks, sizes or epsilons "
-                "(e.g. widths = [32, 64, 128, 256] or epsilons = ['inf', 10, 3, 1])"
-            )
-        for key, values in grid.items():
-            low = 1 if key == "widths" else 0
-            if any(v < low for v in values):
-                raise ValueError(f"sweep.{key}: every value must be ≥ {low}, got {values}")
-            if len(set(values)) != len(values):
-                raise ValueError(f"sweep.{key}: lists a value twice ({values})")
-        for name in self.sizes:
-            if not _NAME.match(name):
-                raise ValueError(
-                    f"sweep.sizes: {name!r} is not usable as a folder name; use letters, "
-                    "digits, '-', '_' or '.'"
-                )
-        values = self.epsilon_values()
-        if any(not (v > 0) for v in values):
-            raise ValueError(f"sweep.epsilons: every ε must be > 0 or 'inf', got {self.epsilons}")
-        if len(set(values)) != len(values):
-            raise ValueError(f"sweep.epsilons: lists a budget twice ({self.epsilons})")
-        return self
-
-    def epsilon_values(self) -> list[float]:
-        """The budgets as floats, ``inf`` for the non-private point."""
-        return [math.inf if v == "inf" else float(v) for v in self.epsilons]
 
 
 def _capacity_points(model: ModelSpec, sweep: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
     if sweep.sizes:
         return list(sweep.sizes.items())
-    axes = [(knob, getattr(sweep, key)) for key, knob in _KNOBS.items() if getattr(sweep, key)]
+    axes = [(knob, getattr(sweep, key)) for key, knob in KNOBS.items() if getattr(sweep, key)]
     if not axes:
         return [("", {})]
     unused = {

@@ -25,23 +25,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import pydantic
 import torch
 
+from miaudit.config import ViewSpec
 from miaudit.errors import InputError
 
 __all__ = ["MODALITIES", "View", "ViewSpec", "make_views", "view_count", "view_names"]
 
 MODALITIES: tuple[str, ...] = ("table", "image", "signal")
-
-
-class ViewSpec(pydantic.BaseModel, extra="forbid"):
-    """Which query views to use (the ``[views]`` table of a config; unknown keys rejected)."""
-
-    flip: bool = pydantic.Field(False, description="images: add the horizontal mirror")
-    shift: int = pydantic.Field(
-        0, ge=0, description="pixels (images, both axes) or samples (signals) to translate by"
-    )
 
 
 def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from miaudit.datasets.builtin import (
     BUILTIN,
     DEFAULT_DATASET,
@@ -22,6 +24,10 @@ from miaudit.datasets.synthetic_media import (
 )
 from miaudit.datasets.tabular import TableSpec, cohort_from_frame, load_table_cohort, read_table
 
+if TYPE_CHECKING:
+    from miaudit.cohort import Cohort
+    from miaudit.config import SyntheticSpec
+
 __all__ = [
     "BUILTIN",
     "DEFAULT_DATASET",
@@ -34,6 +40,7 @@ __all__ = [
     "load_builtin",
     "load_media_cohort",
     "load_table_cohort",
+    "make_synthetic",
     "make_synthetic_ecg",
     "make_synthetic_images",
     "make_synthetic_tabular",
@@ -43,3 +50,28 @@ __all__ = [
     "write_medmnist_npz",
     "write_stacked_npy",
 ]
+
+
+def make_synthetic(spec: SyntheticSpec) -> tuple[Cohort, Planted]:
+    """The synthetic cohort a ``[cohort.synthetic]`` table describes, and its planted cases."""
+    common = spec.model_dump(
+        include={
+            "num_patients",
+            "rare_fraction",
+            "num_atypical",
+            "num_mislabelled",
+            "max_records_per_patient",
+            "seed",
+        }
+    )
+    if spec.modality == "table":
+        return make_synthetic_tabular(num_features=spec.num_features, **common)
+    if spec.modality == "image":
+        return make_synthetic_images(
+            image_size=spec.image_size, channels=spec.channels, num_labels=spec.num_labels,
+            **common,
+        )
+    return make_synthetic_ecg(
+        leads=spec.leads, length=spec.length, sampling_rate=spec.sampling_rate,
+        num_labels=spec.num_labels, **common,
+    )

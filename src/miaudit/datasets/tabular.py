@@ -29,6 +29,7 @@ import pandas as pd
 import pydantic
 
 from miaudit.cohort import Cohort
+from miaudit.config.base import Strict
 from miaudit.errors import InputError
 
 #: The level name given to missing values of categorical features and attributes.
@@ -38,7 +39,7 @@ _TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-class TableSpec(pydantic.BaseModel, extra="forbid"):
+class TableSpec(Strict):
     """Which columns of a table are the label, ids, features and subgroup attributes."""
 
     path: Path

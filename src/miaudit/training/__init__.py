@@ -11,11 +11,11 @@ on how many models train beside it.
 
 from __future__ import annotations
 
+from miaudit.config import TrainingSpec
 from miaudit.training.conv import score_modules, train_conv
 from miaudit.training.devices import select_device
 from miaudit.training.engine import train_group, train_sequential
 from miaudit.training.seeds import model_generator, model_seed
-from miaudit.training.spec import TrainingSpec
 from miaudit.training.vmap import build_user_module, train_vmap
 
 __all__ = [

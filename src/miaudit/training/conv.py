@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
+from miaudit.config import TrainingSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, dropout_mask, is_conv
 from miaudit.models.conv import activation_elements, block_shapes
@@ -58,7 +59,6 @@ from miaudit.training.seeds import (
     STREAM_ORDER,
     model_generator,
 )
-from miaudit.training.spec import TrainingSpec
 
 __all__ = [
     "SCORE_BUDGET_CPU",

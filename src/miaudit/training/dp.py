@@ -34,21 +34,20 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pydantic
 import torch
 import torch.nn.functional as F
 
 from miaudit import privacy as bounds
+from miaudit.config import DPSpec, TrainingSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, dropout_mask
 from miaudit.training.data import check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
 from miaudit.training.optim import StackedAdam
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_ORDER, model_generator
-from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import dropout_widths, init_stacked, predict_stacked
 
 __all__ = [
@@ -78,45 +77,6 @@ RDP_ORDERS: tuple[float, ...] = (
 """Opacus' default RDP orders extended upwards: small ε with large σ needs high orders."""
 
 MAX_SIGMA = 1e6
-
-
-class DPSpec(pydantic.BaseModel, extra="forbid"):
-    """Differential privacy of the reference models' training (unset ε and σ: none)."""
-
-    epsilon: float | None = pydantic.Field(
-        None, gt=0, allow_inf_nan=False, description="target ε; unset for no DP (ε = ∞)"
-    )
-    delta: float | None = pydantic.Field(
-        None, gt=0, lt=1, description="target δ; unset for 1/P (P = privacy units per model)"
-    )
-    level: Literal["patient", "record"] = "patient"
-    max_grad_norm: float = pydantic.Field(1.0, gt=0, allow_inf_nan=False)
-    noise_multiplier: float | None = pydantic.Field(
-        None, gt=0, allow_inf_nan=False, description="σ set directly instead of ε (ε is reported)"
-    )
-    accountant: Literal["rdp", "prv"] = "rdp"
-    sample_rate: float | None = pydantic.Field(
-        None, gt=0, le=1, description="Poisson rate of units per step; unset for batch_size / P"
-    )
-
-    @pydantic.model_validator(mode="after")
-    def _one_target(self) -> DPSpec:
-        if self.epsilon is not None and self.noise_multiplier is not None:
-            raise ValueError(
-                "privacy: set either epsilon (σ is calibrated to reach it) or noise_multiplier "
-                "(ε is reported), not both"
-            )
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        """Whether training is private at all."""
-        return self.epsilon is not None or self.noise_multiplier is not None
-
-    @property
-    def unit(self) -> str:
-        """What one privacy unit is, in the audit's words."""
-        return "patients" if self.level == "patient" else "records"
 
 
 # --------------------------------------------------------------------------- accounting

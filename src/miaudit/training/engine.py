@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
+from miaudit.config import TrainingSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, is_conv
 from miaudit.training.batches import inference_rows
@@ -26,7 +27,6 @@ from miaudit.training.devices import cpu_threads, default_max_models, select_dev
 from miaudit.training.newton import fit_logistic_newton, logits_from_coef
 from miaudit.training.optim import adam_options
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
-from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import predict_stacked, train_stacked
 
 __all__ = ["default_max_models", "train_group", "train_sequential"]

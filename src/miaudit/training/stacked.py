@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from miaudit.config import TrainingSpec
 from miaudit.models import ModelSpec, dropout_mask, init_parameters
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData
 from miaudit.training.optim import StackedAdam
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
-from miaudit.training.spec import TrainingSpec
 
 __all__ = ["MLPStep", "dropout_widths", "predict_stacked", "stacked_forward", "train_stacked"]
 

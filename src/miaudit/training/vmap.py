@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
+from miaudit.config import TrainingSpec
 from miaudit.errors import InputError
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
 from miaudit.training.optim import StackedAdam
 from miaudit.training.seeds import STREAM_INIT, STREAM_ORDER, model_generator, model_seed
-from miaudit.training.spec import TrainingSpec
 from miaudit.training.stacked import NAIVE_BMM_LIMIT
 
 __all__ = ["build_user_module", "train_vmap"]

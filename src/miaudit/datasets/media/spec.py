@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import pydantic
 
+from miaudit.config.base import Strict
 from miaudit.datasets.tabular import _listing
 from miaudit.errors import InputError
 
@@ -26,7 +27,7 @@ _IMAGE_ONLY = ("image_size", "channels")
 _SIGNAL_ONLY = ("sampling_rate", "length", "leads", "standardize")
 
 
-class MediaSpec(pydantic.BaseModel, extra="forbid"):
+class MediaSpec(Strict):
     """Where an image or signal cohort lives and which index columns mean what."""
 
     path: Path

@@ -1,0 +1,183 @@
+"""The ``[cohort]`` table: a built-in cohort, a synthetic one, or the user's table or index.
+
+The schema describes where the records come from; ``miaudit.audit.load_cohort`` and
+``miaudit.datasets`` read or build them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from miaudit.config.base import Strict
+
+__all__ = ["CohortConfig", "SyntheticSpec"]
+
+
+#: Keys of [cohort.synthetic] that only one modality uses.
+_SYNTHETIC_ONLY = {
+    "num_features": "table",
+    "image_size": "image",
+    "channels": "image",
+    "leads": "signal",
+    "length": "signal",
+    "sampling_rate": "signal",
+}
+
+
+#: Defaults of [cohort.synthetic] for images and signals (those of their generators).
+_MEDIA_SYNTHETIC_DEFAULTS = {
+    "num_patients": 300,
+    "rare_fraction": 0.05,
+    "num_atypical": 5,
+    "num_mislabelled": 5,
+    "max_records_per_patient": 2,
+}
+
+
+class SyntheticSpec(Strict):
+    """Parameters of the synthetic cohort (for demos and tests): a table, images or ECGs."""
+
+    modality: Literal["table", "image", "signal"] = "table"
+    num_patients: int = Field(2000, ge=20)
+    num_features: int = Field(20, ge=2)
+    rare_fraction: float = Field(0.02, gt=0, lt=0.5)
+    num_atypical: int = Field(10, ge=0)
+    num_mislabelled: int = Field(10, ge=0)
+    max_records_per_patient: int = Field(1, ge=1)
+    num_labels: int | None = Field(None, ge=2, description="images/signals: K findings (multi-label)")
+    image_size: tuple[int, int] = (16, 16)
+    channels: Literal[1, 3] = 1
+    leads: int = Field(3, ge=1)
+    length: int = Field(500, ge=16)
+    sampling_rate: float = Field(100.0, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _modality_keys(self) -> SyntheticSpec:
+        if self.modality != "table":
+            # image/ECG cohorts default to the generators' own sizes (CNNs train slower)
+            for key, value in _MEDIA_SYNTHETIC_DEFAULTS.items():
+                if key not in self.model_fields_set:
+                    setattr(self, key, value)
+        fields = type(self).model_fields
+        wrong = sorted(
+            k
+            for k in self.model_fields_set
+            if _SYNTHETIC_ONLY.get(k, self.modality) != self.modality
+            and getattr(self, k) != fields[k].get_default()
+        )
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} do not apply to modality "
+                f"{self.modality!r}; remove them or set cohort.synthetic.modality"
+            )
+        if self.modality == "table" and self.num_labels is not None:
+            raise ValueError(
+                "cohort.synthetic.num_labels: multi-label synthetic cohorts are images or "
+                "signals; set modality = \"image\" or \"signal\""
+            )
+        return self
+
+
+#: [cohort] keys that only tables use, and keys that only image/signal cohorts use.
+_TABLE_KEYS = ("features", "exclude", "positive", "categorical")
+_MEDIA_KEYS = (
+    "path_column", "root", "array", "labels", "label_separator", "splits", "image_size",
+    "channels", "sampling_rate", "length", "leads", "standardize",
+)
+
+
+class CohortConfig(Strict):
+    """Where the records come from: a built-in cohort, a synthetic one, or the user's table."""
+
+    dataset: str | None = None
+    synthetic: SyntheticSpec | None = None
+    path: Path | None = None
+    label: str | None = None
+    patient_id: str | None = None
+    record_id: str | None = None
+    features: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    attributes: list[str] = Field(default_factory=list)
+    positive: str | None = None
+    categorical: list[str] | None = None
+    # image and signal cohorts (see miaudit.datasets.media.MediaSpec)
+    modality: Literal["table", "image", "signal"] | None = None
+    path_column: str | None = None
+    root: Path | None = None
+    array: Path | None = None
+    labels: list[str] | None = None
+    label_separator: str | None = None
+    splits: list[str] | None = None
+    image_size: tuple[int, int] | None = None
+    channels: Literal[1, 3] | None = None
+    sampling_rate: float | None = Field(None, gt=0)
+    length: int | None = Field(None, ge=1)
+    leads: list[str] | None = None
+    standardize: bool | None = None
+
+    @property
+    def is_media(self) -> bool:
+        """Images or signals read by ``datasets.media`` (an index with a modality, or a .npz)."""
+        if self.path is None:
+            return False
+        return self.modality in ("image", "signal") or self.path.suffix.lower() == ".npz"
+
+    def input_modality(self) -> str:
+        """The modality the config asks for, known before any data is read."""
+        if self.synthetic is not None:
+            return self.synthetic.modality
+        if self.is_media:
+            return self.modality or "image"
+        return "table"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CohortConfig:
+        sources = [self.dataset is not None, self.synthetic is not None, self.path is not None]
+        if sum(sources) != 1:
+            raise ValueError(
+                "give exactly one of cohort.dataset (a built-in cohort, see `miaudit datasets`), "
+                "cohort.path (your CSV/Parquet table, image/signal index or MedMNIST .npz) or a "
+                "[cohort.synthetic] table"
+            )
+        # keys holding a non-default value (a dumped config repeats the defaults)
+        defaults = type(self).model_fields
+        given = {
+            k
+            for k in self.model_fields_set
+            if getattr(self, k) != defaults[k].get_default(call_default_factory=True)
+        }
+        if self.path is None:
+            stray = [k for k in (*_TABLE_KEYS, *_MEDIA_KEYS, "modality") if k in given]
+            if stray:
+                raise ValueError(
+                    f"cohort.{stray[0]} describes a file given by cohort.path; remove it or give "
+                    "cohort.path"
+                )
+            return self
+        if self.is_media:
+            stray = [k for k in _TABLE_KEYS if k in given]
+            if stray:
+                raise ValueError(
+                    f"cohort.{stray[0]} applies to tables only; an image/signal cohort uses "
+                    "every pixel/sample as input (remove it)"
+                )
+            is_npz = self.path.suffix.lower() == ".npz"
+            if not is_npz and self.label is None and self.labels is None:
+                raise ValueError(
+                    "cohort.path (an image/signal index) needs cohort.label (one label column) or "
+                    "cohort.labels (several 0/1 finding columns)"
+                )
+            return self
+        stray = [k for k in _MEDIA_KEYS if k in given]
+        if stray:
+            raise ValueError(
+                f"cohort.{stray[0]} applies to image/signal cohorts; set cohort.modality = "
+                "\"image\" or \"signal\" for an index of image/signal files, or remove it"
+            )
+        if self.label is None:
+            raise ValueError("cohort.path needs cohort.label: the column holding the diagnostic target")
+        return self
