@@ -29,6 +29,7 @@ from miaudit.config import AuditConfig
 from miaudit.config.sweep import KNOBS, SweepSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
+from miaudit.report.charts import INK, MUTED, PALETTE, plain, to_svg
 from miaudit.results import layout as L
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz
@@ -227,8 +228,6 @@ def run_sweep(
 
 def sweep_chart(table: pd.DataFrame, survival: dict[str, risk.Survival], *, chart_id: str = "sweep") -> str:
     """Diagnostic AUROC against highly exposed patients, and exposure survival with DP bounds."""
-    from miaudit.report.charts import INK, MUTED, PALETTE, plain, to_svg
-
     style = {"svg.fonttype": "none", "svg.hashsalt": "miaudit", "font.size": 9.0,
              "axes.spines.top": False, "axes.spines.right": False}
     with matplotlib.rc_context(style):
