@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+#: Where the test modules live; a module's name below is its path relative to this folder.
+TESTS = Path(__file__).resolve().parent
 #: Test modules whose tests train models (every test in them is marked ``trains``).
 TRAINING_MODULES = frozenset({
     "test_audit.py",
-    "test_conv_training.py",
     "test_confound.py",
     "test_crash.py",
     "test_deployed.py",
-    "test_dp.py",
     "test_media_audit.py",
     "test_sweep.py",
-    "test_training.py",
+    "training/test_conv_training.py",
+    "training/test_dp.py",
+    "training/test_training.py",
 })
 #: Single tests elsewhere that train models end to end.
 TRAINING_TESTS = frozenset({"test_audit_runs_end_to_end_and_prints_the_summary"})
@@ -42,7 +45,9 @@ OPTIONAL_PARTS = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in TRAINING_MODULES or item.originalname in TRAINING_TESTS:
+        path = item.path.resolve()
+        module = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else None
+        if module in TRAINING_MODULES or item.originalname in TRAINING_TESTS:
             item.add_marker(pytest.mark.trains)
 
 

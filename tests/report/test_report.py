@@ -34,7 +34,7 @@ from miaudit.errors import InputError
 from miaudit.report.charts import _step_points
 from miaudit.report.html import build_report
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # --------------------------------------------------------------------------- HTML reading
 
