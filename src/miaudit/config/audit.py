@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from miaudit.attacks import registry
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
 from miaudit.config.model import ModelSpec
@@ -29,10 +30,18 @@ __all__ = [
     "ReportSpec",
 ]
 
-ATTACK_NAMES = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
-#: Attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
-LIRA_PER_RECORD = ("lira", "lira_offline")
-LIRA_MIN_MODELS = 6
+# Which attacks exist and how many models each needs is the attack registry's
+# (miaudit.attacks.registry): [audit] attacks is checked against it when validated, so an
+# attack registered later is accepted at once. The three names below are the built-in
+# attacks' facts, drawn from it, for callers that import them.
+#: The built-in attacks.
+ATTACK_NAMES: tuple[str, ...] = registry.names()
+#: Built-in attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
+LIRA_PER_RECORD: tuple[str, ...] = tuple(
+    name for name in ATTACK_NAMES if registry.get(name).references_per_side() >= 2
+)
+#: The fewest models those attacks leave every record's score defined with.
+LIRA_MIN_MODELS: int = max(registry.get(name).plan_min_models() for name in LIRA_PER_RECORD)
 #: Far above any published audit (the paper uses 200); above it the plan alone outgrows RAM.
 MAX_MODELS = 10_000
 
@@ -65,10 +74,11 @@ class AuditSpec(Strict):
                 f"audit.models = {self.models}: must be even so that every patient is IN for "
                 "exactly half of the models; use an even number such as 200"
             )
-        unknown = [a for a in self.attacks if a not in ATTACK_NAMES]
+        known = registry.names()
+        unknown = [a for a in self.attacks if a not in known]
         if unknown or not self.attacks:
             raise ValueError(
-                f"audit.attacks: unknown attack(s) {unknown}; choose from {list(ATTACK_NAMES)}"
+                f"audit.attacks: unknown attack(s) {unknown}; choose from {list(known)}"
             )
         if len(set(self.attacks)) != len(self.attacks):
             raise ValueError("audit.attacks lists an attack twice")
@@ -83,14 +93,18 @@ class AuditSpec(Strict):
                 "as a member and as a non-member, which needs at least 2 targets; raise "
                 "audit.targets or leave it unset to use every model"
             )
-        per_record = [a for a in self.attacks if a in LIRA_PER_RECORD]
-        if per_record and self.models < LIRA_MIN_MODELS:
+        few = [registry.get(a) for a in self.attacks]
+        few = [a for a in few if a.plan_min_models() > self.models]
+        if few:
+            names = ", ".join(a.name for a in few)
+            side = max(a.references_per_side() for a in few)
             raise ValueError(
-                f"audit.models = {self.models} is too few for {', '.join(per_record)}: with one "
-                f"model as target, a record keeps only models/2 − 1 = {self.models // 2 - 1} "
-                "reference(s) on its IN or OUT side, and LiRA's per-record Gaussian needs 2; "
-                f"use audit.models ≥ {LIRA_MIN_MODELS} (the paper uses 200) or drop "
-                f"{', '.join(per_record)} from audit.attacks"
+                f"audit.models = {self.models} is too few for {names}: with one model as "
+                f"target, a record keeps only models/2 − 1 = {self.models // 2 - 1} "
+                f"reference(s) on its IN or OUT side, and {names} "
+                f"need{'s' if len(few) == 1 else ''} {side} per side; use audit.models ≥ "
+                f"{max(a.plan_min_models() for a in few)} (the paper uses 200) or drop "
+                f"{names} from audit.attacks"
             )
         if any(not 0.5 <= t <= 1.0 for t in self.thresholds):
             raise ValueError("audit.thresholds are exposure (AUC) levels between 0.5 and 1")
