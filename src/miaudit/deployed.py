@@ -333,7 +333,11 @@ def _hash(array: np.ndarray) -> str:
 
 def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: bool) -> dict[str, Any]:
     """What the reference shards depend on; a run directory is bound to it."""
-    science = config.model_dump(mode="json", include={"cohort", "model", "training", "privacy"})
+    # views only where set (a DeployedConfig dumps them only then): runs made before [views]
+    # keep their identity
+    science = config.model_dump(
+        mode="json", include={"cohort", "model", "training", "privacy", "views"}
+    )
     science["cohort"].pop("path", None)
     science["references"] = {
         "models": config.references.models,
@@ -406,7 +410,7 @@ def run_deployed(
         out,
         identity=identity,
         force=force,
-        config_toml=to_toml(config),  # type: ignore[arg-type]
+        config_toml=to_toml(config),
         cohort=cohort,
         kind=L.DEPLOYED_KIND,
     ) as store:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from miaudit.attacks import registry
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
 from miaudit.config.model import ModelSpec
+from miaudit.config.recipe import RecipeChecks
 from miaudit.config.training import DPSpec, TrainingSpec
-from miaudit.config.views import ViewSpec
+from miaudit.config.views import ViewSpec, without_default_views
 
 __all__ = [
     "ATTACK_NAMES",
@@ -130,14 +131,12 @@ class ExecutorSpec(Strict):
     max_retries: int = Field(2, ge=0)
 
 
-#: The family a modality gets when [model] family is not given.
-_DEFAULT_FAMILY = {"table": "mlp", "image": "wrn", "signal": "resnet1d"}
-#: Modality each convolutional family takes.
-_CONV_FAMILY_MODALITY = {"wrn": "image", "resnet1d": "signal"}
+class AuditConfig(RecipeChecks):
+    """One audit: cohort, model recipe, training recipe, audit and report options.
 
-
-class AuditConfig(Strict):
-    """One audit: cohort, model recipe, training recipe, audit and report options."""
+    The family a cohort's modality gets by default and the checks that the recipe fits the
+    cohort are :class:`~miaudit.config.recipe.RecipeChecks`, shared with audit-model.
+    """
 
     cohort: CohortConfig = Field(default_factory=lambda: CohortConfig(dataset="rhc"))
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -147,56 +146,6 @@ class AuditConfig(Strict):
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     views: ViewSpec = Field(default_factory=ViewSpec)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _family_for_modality(cls, data: Any) -> Any:
-        """Without [model] family, images get the WRN and signals the 1-D ResNet.
-
-        The MLP default suits tables only; picking the matching CNN lets an image or ECG
-        audit run from a [cohort] table alone.
-        """
-        if not isinstance(data, dict):
-            return data
-        model = data.get("model")
-        if isinstance(model, dict) and "family" in model:
-            return data
-        if isinstance(model, ModelSpec) and "family" in model.model_fields_set:
-            return data
-        try:
-            cohort = CohortConfig.model_validate(data.get("cohort", {"dataset": "rhc"}))
-        except ValidationError:
-            return data  # reported by the field's own validation
-        family = _DEFAULT_FAMILY[cohort.input_modality()]
-        if family != "mlp":
-            base = model.model_dump(exclude_unset=True) if isinstance(model, ModelSpec) else dict(model or {})
-            data = {**data, "model": {**base, "family": family}}
-        return data
-
-    @model_validator(mode="after")
-    def _model_fits_cohort(self) -> AuditConfig:
-        modality = self.cohort.input_modality()
-        wanted = _DEFAULT_FAMILY[modality]
-        family = self.model.family
-        if (family in _CONV_FAMILY_MODALITY) != (modality != "table") or (
-            family in _CONV_FAMILY_MODALITY and _CONV_FAMILY_MODALITY[family] != modality
-        ):
-            raise ValueError(
-                f"model.family = {family!r} does not take {modality} records; use "
-                f"family = \"{wanted}\" for this cohort"
-                + ("" if modality == "table" else " (or leave [model] family unset)")
-            )
-        if modality == "table" and (self.views.flip or self.views.shift):
-            raise ValueError(
-                "views: tables have one view (the record itself); remove the [views] table"
-            )
-        if family in _CONV_FAMILY_MODALITY and self.privacy.enabled:
-            raise ValueError(
-                f"privacy: patient-level DP-SGD is implemented for the table families; "
-                f"model.family = {family!r} cannot be trained privately yet — remove "
-                "[privacy] epsilon or audit a table cohort"
-            )
-        return self
 
     def training_hash(self) -> str:
         """Hash of everything the trained models depend on (not attacks, report or executor).
@@ -223,8 +172,7 @@ class AuditConfig(Strict):
                 synthetic.pop(key, None)
         if self.model.family != "resnet1d":
             science["model"].pop("kernel_size", None)  # a resnet1d knob only
-        if science["views"] == ViewSpec().model_dump(mode="json"):
-            science.pop("views")  # runs made before views existed keep their hash
+        science = without_default_views(science)  # runs made before views keep their hash
         science["audit"] = {
             "models": self.audit.models,
             "seed": self.audit.seed,
