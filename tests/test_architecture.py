@@ -8,11 +8,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Function-local imports that are deliberate: the CLI loads a command's modules only when the
-#: command runs (start-up time), target.py loads torch only for a model file, and models/conv.py
-#: builds on models/__init__.py (the one known departure, in ARCHITECTURE.md).
+#: command runs (start-up time), deployed_model.py loads torch only for a model file, and
+#: models/conv.py builds on models/__init__.py (the one known departure, in ARCHITECTURE.md).
 ALLOWED_LOCAL = {
     ("miaudit.cli", None),
-    ("miaudit.target", "miaudit.training.devices"),
+    ("miaudit.deployed_model", "miaudit.training.devices"),
     ("miaudit.models", "miaudit.models.conv"),
 }
 

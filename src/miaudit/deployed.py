@@ -80,6 +80,13 @@ from miaudit.config.deployed import (
     load_deployed_config,
     parse_deployed_config,
 )
+from miaudit.deployed_model import (
+    TargetOutputs,
+    predict_onnx,
+    predict_state_dict,
+    read_predictions,
+    read_roster,
+)
 from miaudit.diagnostics import model_performance
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec
@@ -101,13 +108,6 @@ from miaudit.runner import (
     training_job,
 )
 from miaudit.signals import check_logits, compute_signal
-from miaudit.target import (
-    TargetOutputs,
-    predict_onnx,
-    predict_state_dict,
-    read_predictions,
-    read_roster,
-)
 
 __all__ = [
     "ATTACK_CHOICES",
