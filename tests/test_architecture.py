@@ -8,11 +8,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Function-local imports that are deliberate: the CLI loads a command's modules only when the
-#: command runs (start-up time), target.py loads torch only for a model file, and models/conv.py
-#: builds on models/__init__.py (the one known departure, in ARCHITECTURE.md).
+#: command runs (start-up time), deployed_model.py loads torch only for a model file, and
+#: models/conv.py builds on models/__init__.py (the one known departure, in ARCHITECTURE.md).
 ALLOWED_LOCAL = {
     ("miaudit.cli", None),
-    ("miaudit.target", "miaudit.training.devices"),
+    ("miaudit.deployed_model", "miaudit.training.devices"),
     ("miaudit.models", "miaudit.models.conv"),
 }
 
@@ -71,3 +71,21 @@ def test_imports_inside_functions_are_only_the_deliberate_ones() -> None:
                     if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("miaudit"):
                         found.add((name, None if name == "miaudit.cli" else node.module))
     assert found <= ALLOWED_LOCAL, sorted(found - ALLOWED_LOCAL)
+
+
+def test_the_attack_registry_the_schema_reads_builds_on_the_arrays_alone() -> None:
+    """config/audit.py's one upward import stays cycle-free: the registry loads no layer 1–2."""
+    modules = _modules()
+    known = set(modules)
+    loaded: set[str] = set()
+    todo = ["miaudit.attacks.registry"]
+    while todo:
+        name = todo.pop()
+        if name in loaded:
+            continue
+        loaded.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(2, len(parts))]  # parent packages run too
+        todo += sorted(_imports(modules[name], known))
+    above = {"config", "cohort", "plan", "datasets"}
+    assert not {m for m in loaded if m.split(".")[1] in above}, sorted(loaded)

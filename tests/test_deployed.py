@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -18,11 +19,13 @@ from scipy import stats
 
 from miaudit.attacks import RmiaOptions, rmia_target
 from miaudit.cohort import Cohort
-from miaudit.datasets import make_synthetic_tabular
+from miaudit.config import parse_config, to_toml
+from miaudit.datasets import make_synthetic, make_synthetic_tabular
 from miaudit.deployed import (
     ROLE_MEMBER,
     ROLE_NONMEMBER,
     ROLE_POPULATION,
+    _identity,
     choose_attack,
     null_rates,
     parse_deployed_config,
@@ -35,6 +38,7 @@ from miaudit.deployed import (
 )
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, build_module
+from miaudit.runner import training_job
 from miaudit.training import TrainingSpec, train_group
 from miaudit.training.data import TrainingData
 from miaudit.training.stacked import train_stacked
@@ -198,6 +202,62 @@ def test_auto_takes_rmia_below_16_references_and_online_lira_from_16() -> None:
     assert choose_attack("auto", 16)[0] == "lira_online"
     assert choose_attack("auto", 17)[0] == "rmia_offline"  # odd: no balanced online plan
     assert choose_attack("lira_offline", 16) == ("lira_offline", "chosen in the config")
+
+
+# --------------------------------------------------------------------------- the config
+
+TARGET = {"target": {"predictions": "outputs.csv", "roster": "roster.csv"}, "references": {"models": 4}}
+TABLE = {"synthetic": {"num_patients": 40, "seed": 1}}
+IMAGE = {"synthetic": {"modality": "image", "num_patients": 40, "seed": 1}}
+
+
+def test_a_deployed_recipe_has_views_and_the_image_default() -> None:
+    config = parse_deployed_config({**TARGET, "cohort": IMAGE, "views": {"flip": True, "shift": 2}})
+    assert config.model.family == "wrn"  # the image family without [model] family, as in audit
+    assert (config.views.flip, config.views.shift) == (True, 2)
+    text = to_toml(config)
+    assert "[views]\nflip = true\nshift = 2\n" in text
+    assert parse_deployed_config(tomllib.loads(text)).views == config.views
+    cohort, _ = make_synthetic(config.cohort.synthetic)
+    keep = np.zeros((2, cohort.num_records), dtype=bool)
+    assert training_job(config, cohort, keep, seed=0).views == config.views  # references use them
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ({"cohort": TABLE, "views": {"flip": True}}, "tables have one view"),
+        ({"cohort": TABLE, "model": {"family": "wrn"}}, "does not take table records"),
+        ({"cohort": IMAGE, "model": {"family": "mlp"}}, "does not take image records"),
+        ({"cohort": IMAGE, "privacy": {"epsilon": 3.0}}, "DP-SGD is implemented for the table"),
+    ],
+)
+def test_a_deployed_recipe_is_checked_as_an_audits_is(tables: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message) as deployed_error:
+        parse_deployed_config({**TARGET, **tables})
+    with pytest.raises(InputError, match=message) as audit_error:
+        parse_config(tables)
+    words = [str(e.value).partition("invalid config — ")[2] for e in (deployed_error, audit_error)]
+    assert words[0] == words[1]  # one check, one message
+
+
+def test_default_views_leave_a_deployed_runs_config_and_identity_as_before() -> None:
+    unset = parse_deployed_config({**TARGET, "cohort": TABLE})
+    default = parse_deployed_config({**TARGET, "cohort": TABLE, "views": {"flip": False, "shift": 0}})
+    assert to_toml(unset) == to_toml(default)
+    assert "views" not in to_toml(unset)
+    cohort, _ = make_synthetic_tabular(num_patients=40, seed=1)
+    role = (np.arange(40) % 3).astype(np.int8)
+    identity = _identity(unset, cohort, role, online=False)
+    assert _identity(default, cohort, role, online=False) == identity
+    # computed by the code before DeployedConfig had [views] (commit 93ac5d5), so runs made
+    # then still resume
+    assert identity["training_hash"] == (
+        "4e0b34124f18866a62d8184f0ec6448417562c84b9a1f3bea78d69e8452be74d"
+    )
+    image = parse_deployed_config({**TARGET, "cohort": IMAGE})
+    shifted = parse_deployed_config({**TARGET, "cohort": IMAGE, "views": {"shift": 2}})
+    assert _identity(image, cohort, role, online=False) != _identity(shifted, cohort, role, online=False)
 
 
 # --------------------------------------------------------------------------- end to end

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+import miaudit.deployed_model
+import miaudit.target
 from miaudit.datasets import make_synthetic_tabular
-from miaudit.errors import InputError
-from miaudit.models import ModelSpec, build_module
-from miaudit.signals import true_class_probability
-from miaudit.target import (
+from miaudit.deployed_model import (
     as_logits,
     predict_onnx,
     predict_state_dict,
@@ -23,6 +22,9 @@ from miaudit.target import (
     read_roster,
     resolve_kind,
 )
+from miaudit.errors import InputError
+from miaudit.models import ModelSpec, build_module
+from miaudit.signals import true_class_probability
 from miaudit.training import model_generator
 
 SPEC = ModelSpec(family="mlp", width=16, depth=2)
@@ -297,3 +299,8 @@ def test_a_state_dict_of_another_architecture_is_refused_key_by_key(
     garbage.write_bytes(b"\x00" * 32)
     with pytest.raises(InputError, match="not a readable safetensors file"):
         predict_state_dict(garbage, cohort, SPEC)
+
+
+def test_miaudit_target_is_an_alias_of_deployed_model() -> None:
+    for name in miaudit.deployed_model.__all__:
+        assert getattr(miaudit.target, name) is getattr(miaudit.deployed_model, name)

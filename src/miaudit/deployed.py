@@ -80,6 +80,13 @@ from miaudit.config.deployed import (
     load_deployed_config,
     parse_deployed_config,
 )
+from miaudit.deployed_model import (
+    TargetOutputs,
+    predict_onnx,
+    predict_state_dict,
+    read_predictions,
+    read_roster,
+)
 from miaudit.diagnostics import model_performance
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec
@@ -101,13 +108,6 @@ from miaudit.runner import (
     training_job,
 )
 from miaudit.signals import check_logits, compute_signal
-from miaudit.target import (
-    TargetOutputs,
-    predict_onnx,
-    predict_state_dict,
-    read_predictions,
-    read_roster,
-)
 
 __all__ = [
     "ATTACK_CHOICES",
@@ -333,7 +333,11 @@ def _hash(array: np.ndarray) -> str:
 
 def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: bool) -> dict[str, Any]:
     """What the reference shards depend on; a run directory is bound to it."""
-    science = config.model_dump(mode="json", include={"cohort", "model", "training", "privacy"})
+    # views only where set (a DeployedConfig dumps them only then): runs made before [views]
+    # keep their identity
+    science = config.model_dump(
+        mode="json", include={"cohort", "model", "training", "privacy", "views"}
+    )
     science["cohort"].pop("path", None)
     science["references"] = {
         "models": config.references.models,
@@ -406,7 +410,7 @@ def run_deployed(
         out,
         identity=identity,
         force=force,
-        config_toml=to_toml(config),  # type: ignore[arg-type]
+        config_toml=to_toml(config),
         cohort=cohort,
         kind=L.DEPLOYED_KIND,
     ) as store:

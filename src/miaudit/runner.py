@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from miaudit.cohort import Cohort
-from miaudit.config import CohortConfig, ReportSpec
+from miaudit.config import AuditConfig, CohortConfig, DeployedConfig, ReportSpec
 from miaudit.datasets import load_builtin, load_table_cohort, make_synthetic
 from miaudit.datasets.media import MediaSpec, load_media_cohort
 from miaudit.datasets.tabular import TableSpec
@@ -149,7 +149,9 @@ def open_run(
         yield store
 
 
-def training_job(config: Any, cohort: Cohort, keep: np.ndarray, seed: int) -> TrainingJob:
+def training_job(
+    config: AuditConfig | DeployedConfig, cohort: Cohort, keep: np.ndarray, seed: int
+) -> TrainingJob:
     """The job every group of a run's models trains with: the config's recipe on the cohort."""
     return TrainingJob(
         model=config.model,
@@ -161,7 +163,7 @@ def training_job(config: Any, cohort: Cohort, keep: np.ndarray, seed: int) -> Tr
         device=config.executor.device,
         privacy=config.privacy,
         patient=cohort.patient,
-        views=getattr(config, "views", None),
+        views=config.views,
         modality=cohort.modality,
     )
 

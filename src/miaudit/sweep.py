@@ -17,11 +17,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import pydantic
-from matplotlib.figure import Figure
 
 from miaudit import disparity, risk
 from miaudit.audit import AuditResult, run_audit
@@ -29,7 +27,7 @@ from miaudit.config import AuditConfig
 from miaudit.config.sweep import KNOBS, SweepSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
-from miaudit.report.charts import INK, MUTED, PALETTE, plain, to_svg
+from miaudit.report import charts
 from miaudit.results import layout as L
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz
@@ -227,45 +225,8 @@ def run_sweep(
 
 
 def sweep_chart(table: pd.DataFrame, survival: dict[str, risk.Survival], *, chart_id: str = "sweep") -> str:
-    """Diagnostic AUROC against highly exposed patients, and exposure survival with DP bounds."""
-    style = {"svg.fonttype": "none", "svg.hashsalt": "miaudit", "font.size": 9.0,
-             "axes.spines.top": False, "axes.spines.right": False}
-    with matplotlib.rc_context(style):
-        fig = Figure(figsize=(10.5, 4.2), layout="constrained")
-        left, right = fig.subplots(1, 2)
-        colours = {}
-        for k, row in enumerate(table.itertuples(index=False)):
-            colour = PALETTE[k % len(PALETTE)]
-            colours[row.point] = colour
-            left.errorbar(row.highly_exposed, row.diagnostic_auroc, yerr=row.diagnostic_auroc_std,
-                          fmt="o", color=colour, ms=6, capsize=3)
-            left.annotate(plain(row.point), (row.highly_exposed, row.diagnostic_auroc),
-                          xytext=(5, 4), textcoords="offset points", fontsize=8, color=INK)
-        left.set_xlabel(f"highly exposed patients (exposure ≥ {HIGH_RISK:g})")
-        left.set_ylabel("diagnostic AUROC (held-out patients)")
-        left.set_title("Diagnostic performance against patient exposure", loc="left")
-        left.grid(True, color="#e3e8ee")
-        floor = 1.0
-        for row in table.itertuples(index=False):
-            s = survival.get(row.point)
-            if s is None or s.n == 0:
-                continue
-            floor = min(floor, 0.5 / s.n)
-            y = np.where(s.fraction > 0, s.fraction, np.nan)
-            right.step(s.grid, y, where="post", color=colours[row.point], lw=1.6, label=plain(row.point))
-            if row.max_auc < 1:
-                right.axvline(row.max_auc, color=colours[row.point], lw=1.0, ls="--")
-                right.annotate(f"DP bound ε={row.epsilon:g}", (row.max_auc, 1.0), rotation=90,
-                               xytext=(-3, -4), textcoords="offset points", ha="right", va="top",
-                               fontsize=7.5, color=colours[row.point])
-        right.set_yscale("log")
-        right.set_ylim(floor, 1.05)
-        right.set_xlim(0.5, 1.0)
-        right.set_xlabel("exposure x (patient attack AUC)")
-        right.set_ylabel("share of patients with exposure ≥ x")
-        bounded = bool((table["max_auc"] < 1).any())
-        right.set_title("Patient exposure" + (", with each ε's max attack AUC (dashed)" if bounded else
-                                               " at each point"), loc="left")
-        right.grid(True, color="#e3e8ee")
-        right.legend(loc="lower left", fontsize=7.5, frameon=False, labelcolor=MUTED)
-        return to_svg(fig, chart_id, "Sweep: diagnostic AUROC against highly exposed patients")
+    """Diagnostic AUROC against highly exposed patients, and exposure survival with DP bounds.
+
+    Drawn by :func:`miaudit.report.charts.sweep_chart`, at the sweep's ``HIGH_RISK``.
+    """
+    return charts.sweep_chart(table, survival, high_risk=HIGH_RISK, chart_id=chart_id)

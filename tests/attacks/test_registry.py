@@ -7,6 +7,7 @@ import pytest
 
 from miaudit import attacks
 from miaudit.attacks import registry
+from miaudit.config import AuditSpec
 from miaudit.errors import InputError
 from miaudit.plan import make_plan
 from miaudit.signals import compute_signal
@@ -113,3 +114,22 @@ def test_per_record_lira_rule_is_the_configs():
         assert registry.get(name).plan_min_models() == config.LIRA_MIN_MODELS
     for name in set(registry.names()) - set(config.LIRA_PER_RECORD):
         assert registry.get(name).plan_min_models() < config.LIRA_MIN_MODELS
+
+
+def test_the_config_checks_attacks_against_the_registry(scratch_registry):
+    registry.register(
+        registry.Attack(
+            name="careful",
+            function=attacks.confidence_attack,
+            signal="probability",
+            references=False,
+            per_side=3,
+            paper="a test",
+        )
+    )
+    assert registry.get("careful").plan_min_models() == 8
+    with pytest.raises(ValueError, match=r"too few for careful: .* needs 3 per side; use audit.models ≥ 8"):
+        AuditSpec(models=6, attacks=["careful", "loss"])
+    assert AuditSpec(models=8, attacks=["careful"]).attacks == ["careful"]
+    with pytest.raises(ValueError, match=r"unknown attack\(s\) \['mentr'\]; choose from \[.*'careful'\]"):
+        AuditSpec(attacks=["mentr"])

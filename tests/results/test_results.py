@@ -79,6 +79,17 @@ def test_every_required_file_is_one_the_writer_and_the_store_make(tmp_path: Path
 
 def test_the_sweep_json_has_no_nan_and_the_summary_keeps_it() -> None:
     value = {"a": float("nan"), "b": [np.float64("inf"), np.int64(3)], "c": np.array([1.5])}
-    assert jsonable(value, finite=True) == {"a": None, "b": ["inf", 3], "c": [1.5]}
+    assert jsonable(value, nonfinite="text") == {"a": None, "b": ["inf", 3], "c": [1.5]}
     kept = jsonable(value)
     assert np.isnan(kept["a"]) and kept["b"] == [float("inf"), 3] and kept["c"] == [1.5]
+
+
+def test_the_disparity_statistics_write_tables_as_rows_and_every_non_finite_as_null() -> None:
+    frame = pd.DataFrame({"group": ["a", "b"], "odds": [np.nan, np.inf], "n": np.array([1, 2])})
+    value = {"table": frame, 1: (np.bool_(True), np.float32(0.5)), "other": pd.Timestamp(0)}
+    assert jsonable(value, nonfinite="null") == {
+        "table": [{"group": "a", "odds": None, "n": 1}, {"group": "b", "odds": None, "n": 2}],
+        "1": [True, 0.5],
+        "other": "1970-01-01 00:00:00",
+    }
+    assert jsonable(frame, nonfinite="text")[1]["odds"] == "inf"

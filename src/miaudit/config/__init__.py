@@ -6,7 +6,8 @@ engine (``miaudit.models``, ``miaudit.training``, ``miaudit.views``) imports its
 here.
 
 ``base.py`` the strict base; ``model.py`` ``[model]``; ``training.py`` ``[training]`` and
-``[privacy]``; ``views.py`` ``[views]``; ``cohort.py`` ``[cohort]``; ``audit.py`` ``[audit]``,
+``[privacy]``; ``views.py`` ``[views]``; ``cohort.py`` ``[cohort]``; ``recipe.py`` the checks
+that a recipe fits its cohort, shared by both audits' configs; ``audit.py`` ``[audit]``,
 ``[report]``, ``[executor]`` and the whole config with its training hash; ``deployed.py`` the
 config of ``miaudit audit-model``; ``sweep.py`` ``[sweep]``; ``toml.py`` reading, validating
 and writing TOML.

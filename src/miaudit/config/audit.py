@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from miaudit.attacks import registry
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
 from miaudit.config.model import ModelSpec
+from miaudit.config.recipe import RecipeChecks
 from miaudit.config.training import DPSpec, TrainingSpec
-from miaudit.config.views import ViewSpec
+from miaudit.config.views import ViewSpec, without_default_views
 
 __all__ = [
     "ATTACK_NAMES",
@@ -29,10 +31,18 @@ __all__ = [
     "ReportSpec",
 ]
 
-ATTACK_NAMES = ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
-#: Attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
-LIRA_PER_RECORD = ("lira", "lira_offline")
-LIRA_MIN_MODELS = 6
+# Which attacks exist and how many models each needs is the attack registry's
+# (miaudit.attacks.registry): [audit] attacks is checked against it when validated, so an
+# attack registered later is accepted at once. The three names below are the built-in
+# attacks' facts, drawn from it, for callers that import them.
+#: The built-in attacks.
+ATTACK_NAMES: tuple[str, ...] = registry.names()
+#: Built-in attacks that fit a Gaussian per record: ≥ 2 references per side, so models/2 − 1 ≥ 2.
+LIRA_PER_RECORD: tuple[str, ...] = tuple(
+    name for name in ATTACK_NAMES if registry.get(name).references_per_side() >= 2
+)
+#: The fewest models those attacks leave every record's score defined with.
+LIRA_MIN_MODELS: int = max(registry.get(name).plan_min_models() for name in LIRA_PER_RECORD)
 #: Far above any published audit (the paper uses 200); above it the plan alone outgrows RAM.
 MAX_MODELS = 10_000
 
@@ -65,10 +75,11 @@ class AuditSpec(Strict):
                 f"audit.models = {self.models}: must be even so that every patient is IN for "
                 "exactly half of the models; use an even number such as 200"
             )
-        unknown = [a for a in self.attacks if a not in ATTACK_NAMES]
+        known = registry.names()
+        unknown = [a for a in self.attacks if a not in known]
         if unknown or not self.attacks:
             raise ValueError(
-                f"audit.attacks: unknown attack(s) {unknown}; choose from {list(ATTACK_NAMES)}"
+                f"audit.attacks: unknown attack(s) {unknown}; choose from {list(known)}"
             )
         if len(set(self.attacks)) != len(self.attacks):
             raise ValueError("audit.attacks lists an attack twice")
@@ -83,14 +94,18 @@ class AuditSpec(Strict):
                 "as a member and as a non-member, which needs at least 2 targets; raise "
                 "audit.targets or leave it unset to use every model"
             )
-        per_record = [a for a in self.attacks if a in LIRA_PER_RECORD]
-        if per_record and self.models < LIRA_MIN_MODELS:
+        few = [registry.get(a) for a in self.attacks]
+        few = [a for a in few if a.plan_min_models() > self.models]
+        if few:
+            names = ", ".join(a.name for a in few)
+            side = max(a.references_per_side() for a in few)
             raise ValueError(
-                f"audit.models = {self.models} is too few for {', '.join(per_record)}: with one "
-                f"model as target, a record keeps only models/2 − 1 = {self.models // 2 - 1} "
-                "reference(s) on its IN or OUT side, and LiRA's per-record Gaussian needs 2; "
-                f"use audit.models ≥ {LIRA_MIN_MODELS} (the paper uses 200) or drop "
-                f"{', '.join(per_record)} from audit.attacks"
+                f"audit.models = {self.models} is too few for {names}: with one model as "
+                f"target, a record keeps only models/2 − 1 = {self.models // 2 - 1} "
+                f"reference(s) on its IN or OUT side, and {names} "
+                f"need{'s' if len(few) == 1 else ''} {side} per side; use audit.models ≥ "
+                f"{max(a.plan_min_models() for a in few)} (the paper uses 200) or drop "
+                f"{names} from audit.attacks"
             )
         if any(not 0.5 <= t <= 1.0 for t in self.thresholds):
             raise ValueError("audit.thresholds are exposure (AUC) levels between 0.5 and 1")
@@ -116,14 +131,12 @@ class ExecutorSpec(Strict):
     max_retries: int = Field(2, ge=0)
 
 
-#: The family a modality gets when [model] family is not given.
-_DEFAULT_FAMILY = {"table": "mlp", "image": "wrn", "signal": "resnet1d"}
-#: Modality each convolutional family takes.
-_CONV_FAMILY_MODALITY = {"wrn": "image", "resnet1d": "signal"}
+class AuditConfig(RecipeChecks):
+    """One audit: cohort, model recipe, training recipe, audit and report options.
 
-
-class AuditConfig(Strict):
-    """One audit: cohort, model recipe, training recipe, audit and report options."""
+    The family a cohort's modality gets by default and the checks that the recipe fits the
+    cohort are :class:`~miaudit.config.recipe.RecipeChecks`, shared with audit-model.
+    """
 
     cohort: CohortConfig = Field(default_factory=lambda: CohortConfig(dataset="rhc"))
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -133,56 +146,6 @@ class AuditConfig(Strict):
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     views: ViewSpec = Field(default_factory=ViewSpec)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _family_for_modality(cls, data: Any) -> Any:
-        """Without [model] family, images get the WRN and signals the 1-D ResNet.
-
-        The MLP default suits tables only; picking the matching CNN lets an image or ECG
-        audit run from a [cohort] table alone.
-        """
-        if not isinstance(data, dict):
-            return data
-        model = data.get("model")
-        if isinstance(model, dict) and "family" in model:
-            return data
-        if isinstance(model, ModelSpec) and "family" in model.model_fields_set:
-            return data
-        try:
-            cohort = CohortConfig.model_validate(data.get("cohort", {"dataset": "rhc"}))
-        except ValidationError:
-            return data  # reported by the field's own validation
-        family = _DEFAULT_FAMILY[cohort.input_modality()]
-        if family != "mlp":
-            base = model.model_dump(exclude_unset=True) if isinstance(model, ModelSpec) else dict(model or {})
-            data = {**data, "model": {**base, "family": family}}
-        return data
-
-    @model_validator(mode="after")
-    def _model_fits_cohort(self) -> AuditConfig:
-        modality = self.cohort.input_modality()
-        wanted = _DEFAULT_FAMILY[modality]
-        family = self.model.family
-        if (family in _CONV_FAMILY_MODALITY) != (modality != "table") or (
-            family in _CONV_FAMILY_MODALITY and _CONV_FAMILY_MODALITY[family] != modality
-        ):
-            raise ValueError(
-                f"model.family = {family!r} does not take {modality} records; use "
-                f"family = \"{wanted}\" for this cohort"
-                + ("" if modality == "table" else " (or leave [model] family unset)")
-            )
-        if modality == "table" and (self.views.flip or self.views.shift):
-            raise ValueError(
-                "views: tables have one view (the record itself); remove the [views] table"
-            )
-        if family in _CONV_FAMILY_MODALITY and self.privacy.enabled:
-            raise ValueError(
-                f"privacy: patient-level DP-SGD is implemented for the table families; "
-                f"model.family = {family!r} cannot be trained privately yet — remove "
-                "[privacy] epsilon or audit a table cohort"
-            )
-        return self
 
     def training_hash(self) -> str:
         """Hash of everything the trained models depend on (not attacks, report or executor).
@@ -209,8 +172,7 @@ class AuditConfig(Strict):
                 synthetic.pop(key, None)
         if self.model.family != "resnet1d":
             science["model"].pop("kernel_size", None)  # a resnet1d knob only
-        if science["views"] == ViewSpec().model_dump(mode="json"):
-            science.pop("views")  # runs made before views existed keep their hash
+        science = without_default_views(science)  # runs made before views keep their hash
         science["audit"] = {
             "models": self.audit.models,
             "seed": self.audit.seed,

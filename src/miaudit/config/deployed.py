@@ -1,7 +1,8 @@
 """The schema of ``miaudit audit-model``: one deployed model, its roster and the references.
 
 Unknown keys are errors, as in ``miaudit audit``; the cohort, model, training, privacy,
-report and executor tables are the audit's own. Running the audit is ``miaudit.deployed``.
+views, report and executor tables are the audit's own, and the recipe gets the same checks
+(:class:`~miaudit.config.recipe.RecipeChecks`). Running the audit is ``miaudit.deployed``.
 """
 
 from __future__ import annotations
@@ -9,14 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from miaudit.config.audit import MAX_MODELS, ExecutorSpec, ReportSpec
 from miaudit.config.base import Strict
 from miaudit.config.cohort import CohortConfig
 from miaudit.config.model import ModelSpec
+from miaudit.config.recipe import RecipeChecks
 from miaudit.config.toml import read_toml, validation_message
 from miaudit.config.training import DPSpec, TrainingSpec
+from miaudit.config.views import ViewSpec, without_default_views
 from miaudit.errors import InputError
 
 __all__ = [
@@ -98,8 +107,12 @@ class DeployedAuditSpec(Strict):
         return self
 
 
-class DeployedConfig(Strict):
-    """One deployed-model audit (unknown keys are errors, as in ``miaudit audit``)."""
+class DeployedConfig(RecipeChecks):
+    """One deployed-model audit (unknown keys are errors, as in ``miaudit audit``).
+
+    ``[views]`` is dumped only where it is set: the ``config.toml`` and the identity of a run
+    whose config leaves it at its defaults are those of a run made before it existed.
+    """
 
     cohort: CohortConfig
     target: TargetSpec
@@ -112,6 +125,11 @@ class DeployedConfig(Strict):
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     audit: DeployedAuditSpec = Field(default_factory=DeployedAuditSpec)
+    views: ViewSpec = Field(default_factory=ViewSpec)
+
+    @model_serializer(mode="wrap")
+    def _views_where_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_default_views(handler(self))
 
 
 def parse_deployed_config(data: dict[str, Any], source: str = "config") -> DeployedConfig:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from miaudit.config.audit import AuditConfig
+from miaudit.config.base import Strict
 from miaudit.errors import InputError
 
 __all__ = ["load_config", "parse_config", "read_toml", "to_toml", "validation_message"]
@@ -74,8 +75,8 @@ def validation_message(err: ValidationError, source: str) -> str:
     return _format_validation_error(err, source)
 
 
-def to_toml(config: AuditConfig) -> str:
-    """Render a resolved config as TOML (the run directory keeps it next to the results)."""
+def to_toml(config: Strict) -> str:
+    """Render a resolved config (audit or audit-model) as TOML (the run keeps it with its results)."""
     data = config.model_dump(mode="json", exclude_none=True)
     return _dump_toml(data)
 

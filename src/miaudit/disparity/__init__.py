@@ -33,8 +33,8 @@ Conventions shared by all functions:
 The package, one module per concept: ``groups`` (patient subgroups), ``inputs`` (checks and
 seeded generators), ``top`` (the most exposed set), ``makeup`` (the composition test and
 p-value corrections), ``subgroup_risk`` (group risk and size against exposure), ``cmh``
-(the stratified test), ``summary`` (all of them for the report) and ``jsonable`` (plain
-JSON values).
+(the stratified test) and ``summary`` (all of them for the report, as plain JSON values
+by :func:`miaudit.jsonable.jsonable`).
 """
 
 from __future__ import annotations

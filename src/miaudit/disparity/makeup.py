@@ -24,9 +24,9 @@ from miaudit.disparity.inputs import (
     _check_seed,
     _rng,
 )
-from miaudit.disparity.jsonable import _jsonable
 from miaudit.disparity.top import Ties, _top_set
 from miaudit.errors import InputError
+from miaudit.jsonable import jsonable
 
 SMALL_EXPECTED = 5.0
 """Below this expected count the χ² approximation is not trusted (Cochran's rule)."""
@@ -155,7 +155,7 @@ class Composition:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (NaN as null) for the report."""
-        return _jsonable(
+        return jsonable(
             {
                 "top_fraction": self.top_fraction,
                 "n_top": self.n_top,
@@ -167,7 +167,8 @@ class Composition:
                 "alpha": self.alpha,
                 "groups": self.groups,
                 "tests": self.tests,
-            }
+            },
+            nonfinite="null",
         )
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 
 from miaudit.disparity.cmh import stratified
 from miaudit.disparity.inputs import _check_exposure, _check_thresholds, _threshold_name
-from miaudit.disparity.jsonable import _jsonable
 from miaudit.disparity.makeup import composition
 from miaudit.disparity.subgroup_risk import group_risk, size_vs_exposure
 from miaudit.errors import InputError
+from miaudit.jsonable import jsonable
 
 _SUMMARY_OPTIONS = {
     "columns": ("composition", "group_risk", "size_vs_exposure"),
@@ -83,14 +83,15 @@ def summarise(attributes: pd.DataFrame, exposure: Any, **options: Any) -> dict[s
                 "groups": table.drop(columns=["statistic", "dof", "p_value", "method", "n_strata"]),
             }
         )
-    summary = _jsonable(
+    summary = jsonable(
         {
             "cohort": cohort,
             "composition": comp.to_dict(),
             "group_risk": risk,
             "size_vs_exposure": sizes,
             "stratified": strat,
-        }
+        },
+        nonfinite="null",
     )
     json.dumps(summary, allow_nan=False)  # fail here, not in the report writer
     return summary

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skmetrics
 
 from miaudit import risk
 from miaudit.results.read import RunFiles
@@ -52,7 +51,7 @@ def attack_findings(run: RunFiles, name: str) -> AttackFindings:
         primary=name == run.primary,
         fpr=fpr,
         tpr=tpr,
-        auc=float(skmetrics.auc(fpr, tpr)),
+        auc=risk.curve_auc(fpr, tpr),
         metrics=risk.attack_metrics(s, membership),
         high_risk=risk.high_risk_counts(exposure, run.thresholds),
         median=float(np.median(defined)) if defined.size else math.nan,

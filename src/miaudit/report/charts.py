@@ -1,4 +1,4 @@
-"""Charts for the report, as inline SVG strings made with matplotlib.
+"""Charts for the report and the sweep, as inline SVG strings made with matplotlib.
 
 Why SVG, inline: the report must open offline, be searchable and print sharply, so every chart
 is vector markup inside the HTML file, with text as text (no embedded fonts, no scripts). Each
@@ -447,3 +447,59 @@ def diagnostic_chart(auroc: np.ndarray, *, chart_id: str) -> str:
     ax.grid(axis="x", visible=False)
     ax.set_title("How good are the audited models?")
     return to_svg(fig, chart_id, "Diagnostic AUROC across models")
+
+
+#: The sweep chart's style (a chart of its own, as sweep.svg).
+_SWEEP_RC = {"svg.fonttype": "none", "svg.hashsalt": "miaudit", "font.size": 9.0,
+             "axes.spines.top": False, "axes.spines.right": False}
+
+
+def sweep_chart(
+    table: pd.DataFrame, survival: Mapping[str, Survival], *, high_risk: float, chart_id: str = "sweep"
+) -> str:
+    """A sweep's chart: diagnostic AUROC against highly exposed patients, and exposure survival.
+
+    ``table`` has one row per point (``point``, ``highly_exposed`` — patients with exposure
+    ≥ ``high_risk`` —, ``diagnostic_auroc`` and its ``_std``, ``max_auc`` the DP bound and
+    ``epsilon``); ``survival`` each point's :func:`miaudit.risk.survival`. Drawn under its own
+    style (it stands alone as ``sweep.svg``, not in a report page).
+    """
+    with matplotlib.rc_context(_SWEEP_RC):
+        fig = Figure(figsize=(10.5, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        colours = {}
+        for k, row in enumerate(table.itertuples(index=False)):
+            colour = PALETTE[k % len(PALETTE)]
+            colours[row.point] = colour
+            left.errorbar(row.highly_exposed, row.diagnostic_auroc, yerr=row.diagnostic_auroc_std,
+                          fmt="o", color=colour, ms=6, capsize=3)
+            left.annotate(plain(row.point), (row.highly_exposed, row.diagnostic_auroc),
+                          xytext=(5, 4), textcoords="offset points", fontsize=8, color=INK)
+        left.set_xlabel(f"highly exposed patients (exposure ≥ {high_risk:g})")
+        left.set_ylabel("diagnostic AUROC (held-out patients)")
+        left.set_title("Diagnostic performance against patient exposure", loc="left")
+        left.grid(True, color="#e3e8ee")
+        floor = 1.0
+        for row in table.itertuples(index=False):
+            s = survival.get(row.point)
+            if s is None or s.n == 0:
+                continue
+            floor = min(floor, 0.5 / s.n)
+            y = np.where(s.fraction > 0, s.fraction, np.nan)
+            right.step(s.grid, y, where="post", color=colours[row.point], lw=1.6, label=plain(row.point))
+            if row.max_auc < 1:
+                right.axvline(row.max_auc, color=colours[row.point], lw=1.0, ls="--")
+                right.annotate(f"DP bound ε={row.epsilon:g}", (row.max_auc, 1.0), rotation=90,
+                               xytext=(-3, -4), textcoords="offset points", ha="right", va="top",
+                               fontsize=7.5, color=colours[row.point])
+        right.set_yscale("log")
+        right.set_ylim(floor, 1.05)
+        right.set_xlim(0.5, 1.0)
+        right.set_xlabel("exposure x (patient attack AUC)")
+        right.set_ylabel("share of patients with exposure ≥ x")
+        bounded = bool((table["max_auc"] < 1).any())
+        right.set_title("Patient exposure" + (", with each ε's max attack AUC (dashed)" if bounded else
+                                               " at each point"), loc="left")
+        right.grid(True, color="#e3e8ee")
+        right.legend(loc="lower left", fontsize=7.5, frameon=False, labelcolor=MUTED)
+        return to_svg(fig, chart_id, "Sweep: diagnostic AUROC against highly exposed patients")

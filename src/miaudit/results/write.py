@@ -7,7 +7,6 @@ before any table is built, so no real id is ever written.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.cohort import Cohort
+from miaudit.jsonable import jsonable
 from miaudit.results import layout as L
 from miaudit.results.redact import run_ids
 from miaudit.results.store import (
@@ -29,28 +29,6 @@ from miaudit.results.store import (
 from miaudit.scored import AttackResult
 
 __all__ = ["build_tables", "jsonable", "write_deployed_outputs", "write_outputs", "write_sweep"]
-
-
-def jsonable(obj: Any, *, finite: bool = False) -> Any:
-    """Plain JSON types. NaN stays NaN unless ``finite`` (then NaN → null, ±inf → "inf").
-
-    The run summary keeps undefined values undefined (NaN); the sweep's table is read by
-    tools that reject NaN, so it writes null and "inf" instead.
-    """
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v, finite=finite) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v, finite=finite) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist(), finite=finite)
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if finite and isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-    return obj
 
 
 def _label_column(cohort: Cohort) -> np.ndarray:
@@ -222,5 +200,6 @@ def write_sweep(out: Path, table: pd.DataFrame, meta: dict[str, Any], chart: str
     out = Path(out)
     write_parquet(out / L.SWEEP_TABLE, table)
     write_csv(out / L.SWEEP_CSV, table)
-    write_json(out / L.SWEEP_JSON, jsonable({**meta, "points": table.to_dict(orient="records")}, finite=True))
+    points = table.to_dict(orient="records")
+    write_json(out / L.SWEEP_JSON, jsonable({**meta, "points": points}, nonfinite="text"))
     write_text(out / L.SWEEP_CHART, chart)
