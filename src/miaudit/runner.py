@@ -149,8 +149,13 @@ def open_run(
         yield store
 
 
-def training_job(config: Any, cohort: Cohort, keep: np.ndarray, seed: int) -> TrainingJob:
-    """The job every group of a run's models trains with: the config's recipe on the cohort."""
+def training_job(config: Any, cohort: Cohort, keep: np.ndarray, seed: int,
+                 run_dir: Path | None = None, estimator: Any = None) -> TrainingJob:
+    """The job every group of a run's models trains with: the config's recipe on the cohort.
+
+    ``run_dir`` holds the folders of command recipes' models; ``estimator`` is an estimator
+    object handed to the Python API in place of ``[model] estimator``.
+    """
     return TrainingJob(
         model=config.model,
         training=config.training,
@@ -163,6 +168,12 @@ def training_job(config: Any, cohort: Cohort, keep: np.ndarray, seed: int) -> Tr
         patient=cohort.patient,
         views=getattr(config, "views", None),
         modality=cohort.modality,
+        table=cohort.table,
+        record_ids=cohort.record_ids,
+        patient_ids=cohort.patient_ids[cohort.patient],
+        work_dir=None if run_dir is None else run_dir / L.RECIPE_DIR,
+        workers=config.executor.workers,
+        estimator=estimator,
     )
 
 

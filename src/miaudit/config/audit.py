@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
-from miaudit.config.model import ModelSpec
+from miaudit.config.model import RECIPE_KEYS, ModelSpec
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec
 
@@ -114,6 +114,10 @@ class ExecutorSpec(Strict):
     num_gpus: float = Field(0.0, ge=0)
     num_cpus: float = Field(1.0, gt=0)
     max_retries: int = Field(2, ge=0)
+    workers: int | None = Field(
+        None, ge=1, description="local processes that train estimator and command recipes, "
+        "one thread each (default: one per core)"
+    )
 
 
 #: The family a modality gets when [model] family is not given.
@@ -145,9 +149,11 @@ class AuditConfig(Strict):
         if not isinstance(data, dict):
             return data
         model = data.get("model")
-        if isinstance(model, dict) and "family" in model:
+        if isinstance(model, dict) and any(k in model for k in ("family", *RECIPE_KEYS)):
             return data
-        if isinstance(model, ModelSpec) and "family" in model.model_fields_set:
+        if isinstance(model, ModelSpec) and (
+            "family" in model.model_fields_set or model.kind != "family"
+        ):
             return data
         try:
             cohort = CohortConfig.model_validate(data.get("cohort", {"dataset": "rhc"}))
@@ -162,6 +168,19 @@ class AuditConfig(Strict):
     @model_validator(mode="after")
     def _model_fits_cohort(self) -> AuditConfig:
         modality = self.cohort.input_modality()
+        if self.model.kind != "family":
+            if self.privacy.enabled:
+                raise ValueError(
+                    f"privacy: patient-level DP-SGD is implemented for the built-in table "
+                    f"families; a {self.model.kind} recipe trains outside it — remove [privacy] "
+                    "epsilon, or train your recipe privately yourself and audit it as it is"
+                )
+            if self.model.inputs == "raw" and modality != "table":
+                raise ValueError(
+                    f"model.inputs = 'raw': raw columns exist for table cohorts only; this "
+                    f"cohort holds {modality} records — remove model.inputs"
+                )
+            return self
         wanted = _DEFAULT_FAMILY[modality]
         family = self.model.family
         if (family in _CONV_FAMILY_MODALITY) != (modality != "table") or (
@@ -207,7 +226,8 @@ class AuditConfig(Strict):
         if synthetic and synthetic["modality"] == "table":
             for key in ("modality", "num_labels", *(k for k, m in _SYNTHETIC_ONLY.items() if m != "table")):
                 synthetic.pop(key, None)
-        if self.model.family != "resnet1d":
+        science["model"] = self.model.science()
+        if self.model.kind == "family" and self.model.family != "resnet1d":
             science["model"].pop("kernel_size", None)  # a resnet1d knob only
         if science["views"] == ViewSpec().model_dump(mode="json"):
             science.pop("views")  # runs made before views existed keep their hash
