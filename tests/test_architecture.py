@@ -14,6 +14,7 @@ ALLOWED_LOCAL = {
     ("miaudit.cli", None),
     ("miaudit.deployed_model", "miaudit.training.devices"),
     ("miaudit.models", "miaudit.models.conv"),
+    ("miaudit", "miaudit.api"),  # miaudit.audit_frame on first use: `import miaudit` stays light
 }
 
 

@@ -119,12 +119,18 @@ def run_audit(
     progress: ProgressSink | None = None,
     executor: Any | None = None,
     after_shard: Callable[[int], None] | None = None,
+    cohort: Cohort | None = None,
+    estimator: Any = None,
 ) -> AuditResult:
-    """Train (or resume), score and write one audit into ``out``."""
+    """Train (or resume), score and write one audit into ``out``.
+
+    ``cohort`` replaces loading ``config.cohort`` (a DataFrame audited from Python), and
+    ``estimator`` is an estimator object trained in place of ``[model] estimator``.
+    """
     progress = progress or Silent()
     timings = Timings()
     progress.stage("loading cohort")
-    cohort = load_cohort(config.cohort)
+    cohort = cohort if cohort is not None else load_cohort(config.cohort)
     spec = config.audit
     if cohort.num_patients < 4:
         raise InputError(
@@ -141,7 +147,7 @@ def run_audit(
         record_keep = plan.record_keep(cohort.patient)
 
         with timings.measure("training_s"):
-            job = training_job(config, cohort, record_keep, spec.seed)
+            job = training_job(config, cohort, record_keep, spec.seed, store.path, estimator)
             train_missing(store, job, spec.models, spec.group_size, progress, executor, after_shard)
 
         with timings.measure("scoring_s"):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,7 +39,8 @@ def _guard(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except MiauditError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; rerun the same command to resume from finished work")
@@ -108,12 +110,9 @@ def _resolve_config(
     executor: str | None,
     address: str | None,
 ) -> Any:
-    from miaudit.config import AuditConfig, load_config, parse_config
+    from miaudit.config import AuditConfig, config_data, load_config, parse_config
 
-    if config is not None:
-        data = load_config(config).model_dump(mode="json", exclude_none=True)
-    else:
-        data = AuditConfig().model_dump(mode="json", exclude_none=True)
+    data = config_data(load_config(config) if config is not None else AuditConfig())
     if dataset is not None:
         data["cohort"] = {"dataset": dataset}
     if models is not None:

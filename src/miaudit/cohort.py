@@ -72,6 +72,9 @@ class Cohort:
     feature_names: tuple[str, ...]
     modality: str = "table"
     source: str = ""
+    #: The feature columns as read, before encoding (table cohorts): what a user's own
+    #: ``Pipeline`` preprocesses itself (``[model] inputs = "raw"``). Never ids or labels.
+    table: pd.DataFrame | None = None
 
     # -- sizes ---------------------------------------------------------------------------
     @property

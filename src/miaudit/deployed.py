@@ -338,6 +338,7 @@ def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: 
     science = config.model_dump(
         mode="json", include={"cohort", "model", "training", "privacy", "views"}
     )
+    science["model"] = config.model.science()
     science["cohort"].pop("path", None)
     science["references"] = {
         "models": config.references.models,
@@ -419,7 +420,7 @@ def run_deployed(
         num_models = references + 1
 
         with timings.measure("training_s"):
-            job = training_job(config, cohort, record_keep, seed)
+            job = training_job(config, cohort, record_keep, seed, store.path)
             train_missing(
                 store, job, num_models, config.audit.group_size, progress, executor, after_shard
             )

@@ -12,12 +12,17 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec
+from miaudit.recipes.command import CommandRecipe, train_commands
+from miaudit.recipes.estimator import EstimatorRecipe, train_estimators
+from miaudit.recipes.module import train_function, train_module
 from miaudit.training import TrainingSpec, train_group
 from miaudit.training.dp import DPSpec, train_group_dp
 from miaudit.views import ViewSpec, make_views
@@ -54,9 +59,55 @@ class TrainingJob:
     patient: np.ndarray | None = None  # [N] patient index (DP clips per patient)
     views: ViewSpec | None = None  # query views (training augmentation and scoring)
     modality: str = "table"
+    table: pd.DataFrame | None = None  # raw feature columns ([model] inputs = "raw")
+    record_ids: np.ndarray | None = None  # [N] (command recipes name records by id)
+    patient_ids: np.ndarray | None = None  # [N] each record's patient id (command recipes)
+    work_dir: Path | None = None  # where command recipes keep each model's folder
+    workers: int | None = None  # local processes for estimator and command recipes
+    estimator: Any = None  # an estimator object from the Python API (else model.estimator)
+
+    def _view_transforms(self) -> list[Any] | None:
+        if self.views is not None and self.modality != "table":
+            return make_views(self.views, self.modality, tuple(self.inputs.shape[1:]))
+        return None
+
+    def _recipe_inputs(self) -> np.ndarray | pd.DataFrame:
+        if self.model.inputs != "raw":
+            return self.inputs
+        if self.table is None:
+            raise InputError(
+                "model.inputs = 'raw': this cohort has no raw columns (only table cohorts "
+                "read from a file or DataFrame do); remove model.inputs"
+            )
+        return self.table
 
     def train(self, models: np.ndarray) -> np.ndarray:
         """Train the models with these global indices; logits [G, N, V, K]."""
+        kind = self.model.kind
+        indices = [int(m) for m in models]
+        if kind == "estimator" or self.estimator is not None:
+            recipe = EstimatorRecipe(path=self.model.estimator, params=dict(self.model.params),
+                                     obj=self.estimator)
+            return train_estimators(recipe, self._recipe_inputs(), self.labels,
+                                    self.keep[models], indices, self.seed, workers=self.workers)
+        if kind == "command":
+            if self.work_dir is None or self.record_ids is None or self.patient_ids is None:
+                raise InputError("model.command: runs within an audit's run directory only")
+            views = self._view_transforms()
+            return train_commands(
+                CommandRecipe(self.model.command or "", self.work_dir), self.record_ids,
+                self.patient_ids, self.labels, self.keep[models], indices, self.seed,
+                views=len(views) if views else 1, workers=self.workers,
+            )
+        if kind == "module":
+            return train_module(self.model.module or "", dict(self.model.params), self.training,
+                                self.inputs, self.labels, self.keep[models], indices, self.seed,
+                                device=self.device, views=self._view_transforms())
+        if kind == "train_fn":
+            views = self._view_transforms()
+            return train_function(self.model.train_fn or "", dict(self.model.params),
+                                  self._recipe_inputs(), self.labels, self.keep[models],
+                                  indices, self.seed, views=len(views) if views else 1)
         if self.privacy is not None and self.privacy.enabled:
             return train_group_dp(
                 self.model,
@@ -70,9 +121,7 @@ class TrainingJob:
                 self.seed,
                 device=self.device,
             )
-        views = None
-        if self.views is not None and self.modality != "table":
-            views = make_views(self.views, self.modality, tuple(self.inputs.shape[1:]))
+        views = self._view_transforms()
         return train_group(
             self.model,
             self.training,

@@ -150,9 +150,18 @@ def open_run(
 
 
 def training_job(
-    config: AuditConfig | DeployedConfig, cohort: Cohort, keep: np.ndarray, seed: int
+    config: AuditConfig | DeployedConfig,
+    cohort: Cohort,
+    keep: np.ndarray,
+    seed: int,
+    run_dir: Path | None = None,
+    estimator: Any = None,
 ) -> TrainingJob:
-    """The job every group of a run's models trains with: the config's recipe on the cohort."""
+    """The job every group of a run's models trains with: the config's recipe on the cohort.
+
+    ``run_dir`` holds the folders of command recipes' models; ``estimator`` is an estimator
+    object handed to the Python API in place of ``[model] estimator``.
+    """
     return TrainingJob(
         model=config.model,
         training=config.training,
@@ -165,6 +174,12 @@ def training_job(
         patient=cohort.patient,
         views=config.views,
         modality=cohort.modality,
+        table=cohort.table,
+        record_ids=cohort.record_ids,
+        patient_ids=cohort.patient_ids[cohort.patient],
+        work_dir=None if run_dir is None else run_dir / L.RECIPE_DIR,
+        workers=config.executor.workers,
+        estimator=estimator,
     )
 
 

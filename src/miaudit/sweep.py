@@ -43,9 +43,36 @@ HIGH_RISK = 0.9
 _SHORT = {"width": "w", "depth": "d", "blocks": "b"}
 
 
+def _param_points(model: ModelSpec, sweep: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
+    """A grid over the recipe's own parameters (estimator, module or training function)."""
+    if model.kind not in ("estimator", "module", "train_fn"):
+        raise InputError(
+            f"sweep.params: a {model.describe()} recipe has no params to sweep; sweep widths, "
+            "depths or blocks of a built-in family, or give [model] an estimator or module"
+        )
+    keys = list(sweep.params)
+    points = []
+    for combo in itertools.product(*(sweep.params[k] for k in keys)):
+        chosen = dict(zip(keys, combo, strict=True))
+        name = "-".join(f"{k}{v}" for k, v in chosen.items())
+        points.append((name, {"params": {**model.params, **chosen}}))
+    return points
+
+
 def _capacity_points(model: ModelSpec, sweep: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
+    if sweep.params:
+        return _param_points(model, sweep)
+    if sweep.sizes and model.kind != "family":
+        # a named size of a user recipe is a set of its params
+        return [(name, {"params": {**model.params, **values}}) for name, values in sweep.sizes.items()]
     if sweep.sizes:
         return list(sweep.sizes.items())
+    if model.kind != "family" and any(getattr(sweep, key) for key in KNOBS):
+        raise InputError(
+            f"sweep: widths, depths and blocks are knobs of the built-in families; the "
+            f"{model.describe()} recipe's capacity is in its params — sweep "
+            "params = { NAME = [values] } instead"
+        )
     axes = [(knob, getattr(sweep, key)) for key, knob in KNOBS.items() if getattr(sweep, key)]
     if not axes:
         return [("", {})]
@@ -83,6 +110,7 @@ def sweep_points(config: AuditConfig, sweep: SweepSpec) -> list[tuple[str, Audit
             "or sweep capacity only"
         )
     base = config.model_dump(mode="python")
+    base["model"] = config.model.toml_data()
     points = []
     budgets: list[float | None] = list(sweep.epsilon_values()) or [None]
     for (size, overrides), eps in itertools.product(_capacity_points(config.model, sweep), budgets):
@@ -152,11 +180,12 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
     # the columns a reader looks at first come first (the CLI prints the leading ones)
     row: dict[str, Any] = {
         "point": name,
+        # a user recipe's size is its own business (trees have no weight count)
         "parameters": count_parameters(
             cfg.model,
             tuple(cohort["input_shape"]) if cohort["modality"] != "table" else cohort["features"],
             len(cohort["classes"]),
-        ),
+        ) if cfg.model.kind == "family" else np.nan,
         "epsilon": math.inf if eps_target is None else float(eps_target),
         "max_auc": bound,
         "diagnostic_auroc": summary["diagnostic"]["auroc_mean"],
@@ -172,8 +201,12 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
         "diagnostic_auroc_std": summary["diagnostic"]["auroc_std"],
         "diagnostic_accuracy": summary["diagnostic"]["accuracy_mean"],
         "attack": primary,
-        "family": cfg.model.family,
-        **{knob: getattr(cfg.model, knob) for knob in ("width", "depth", "blocks", "dropout", "l2")},
+        "family": cfg.model.family if cfg.model.kind == "family" else "",
+        "recipe": cfg.model.describe(),
+        **{f"param_{k}": v for k, v in cfg.model.params.items()
+           if isinstance(v, bool | int | float | str)},
+        **{knob: getattr(cfg.model, knob) if cfg.model.kind == "family" else np.nan
+           for knob in ("width", "depth", "blocks", "dropout", "l2")},
         "epsilon_spent": math.inf if priv["epsilon"] is None else float(priv["epsilon"]),
         "delta": np.nan if priv["delta"] is None else float(priv["delta"]),
         "dp_level": priv["level"] if priv["private"] else "none",

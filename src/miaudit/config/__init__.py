@@ -39,7 +39,14 @@ from miaudit.config.deployed import (
 )
 from miaudit.config.model import CONV_FAMILIES, CONV_WIDTH, FAMILIES, ModelSpec
 from miaudit.config.sweep import SweepSpec
-from miaudit.config.toml import load_config, parse_config, read_toml, to_toml, validation_message
+from miaudit.config.toml import (
+    config_data,
+    load_config,
+    parse_config,
+    read_toml,
+    to_toml,
+    validation_message,
+)
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec
 
@@ -70,6 +77,7 @@ __all__ = [
     "TargetSpec",
     "TrainingSpec",
     "ViewSpec",
+    "config_data",
     "load_config",
     "load_deployed_config",
     "parse_config",

@@ -129,6 +129,10 @@ class ExecutorSpec(Strict):
     num_gpus: float = Field(0.0, ge=0)
     num_cpus: float = Field(1.0, gt=0)
     max_retries: int = Field(2, ge=0)
+    workers: int | None = Field(
+        None, ge=1, description="local processes that train estimator and command recipes, "
+        "one thread each (default: one per core)"
+    )
 
 
 class AuditConfig(RecipeChecks):
@@ -170,7 +174,8 @@ class AuditConfig(RecipeChecks):
         if synthetic and synthetic["modality"] == "table":
             for key in ("modality", "num_labels", *(k for k, m in _SYNTHETIC_ONLY.items() if m != "table")):
                 synthetic.pop(key, None)
-        if self.model.family != "resnet1d":
+        science["model"] = self.model.science()
+        if self.model.kind == "family" and self.model.family != "resnet1d":
             science["model"].pop("kernel_size", None)  # a resnet1d knob only
         science = without_default_views(science)  # runs made before views keep their hash
         science["audit"] = {

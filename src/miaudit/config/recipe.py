@@ -15,7 +15,7 @@ from pydantic import ValidationError, model_validator
 
 from miaudit.config.base import Strict
 from miaudit.config.cohort import CohortConfig
-from miaudit.config.model import ModelSpec
+from miaudit.config.model import RECIPE_KEYS, ModelSpec
 from miaudit.config.training import DPSpec
 from miaudit.config.views import ViewSpec
 
@@ -51,9 +51,11 @@ class RecipeChecks(Strict):
         if not isinstance(data, dict):
             return data
         model = data.get("model")
-        if isinstance(model, dict) and "family" in model:
+        if isinstance(model, dict) and any(k in model for k in ("family", *RECIPE_KEYS)):
             return data
-        if isinstance(model, ModelSpec) and "family" in model.model_fields_set:
+        if isinstance(model, ModelSpec) and (
+            "family" in model.model_fields_set or model.kind != "family"
+        ):
             return data
         if "cohort" in data:
             given = data["cohort"]
@@ -74,6 +76,19 @@ class RecipeChecks(Strict):
     @model_validator(mode="after")
     def _model_fits_cohort(self) -> Self:
         modality = self.cohort.input_modality()
+        if self.model.kind != "family":
+            if self.privacy.enabled:
+                raise ValueError(
+                    f"privacy: patient-level DP-SGD is implemented for the built-in table "
+                    f"families; a {self.model.kind} recipe trains outside it — remove [privacy] "
+                    "epsilon, or train your recipe privately yourself and audit it as it is"
+                )
+            if self.model.inputs == "raw" and modality != "table":
+                raise ValueError(
+                    f"model.inputs = 'raw': raw columns exist for table cohorts only; this "
+                    f"cohort holds {modality} records — remove model.inputs"
+                )
+            return self
         wanted = DEFAULT_FAMILY[modality]
         family = self.model.family
         if (family in CONV_FAMILY_MODALITY) != (modality != "table") or (

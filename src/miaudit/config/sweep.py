@@ -24,21 +24,33 @@ class SweepSpec(Strict):
     depths: list[int] = pydantic.Field(default_factory=list)
     blocks: list[int] = pydantic.Field(default_factory=list)
     sizes: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
+    params: dict[str, list[Any]] = pydantic.Field(
+        default_factory=dict,
+        description="values of the recipe's own parameters (an estimator's max_depth, a "
+        "module's width), swept as a grid: params = { max_depth = [2, 4, 8] }",
+    )
     epsilons: list[float | Literal["inf"]] = pydantic.Field(default_factory=list)
     holdout_fraction: float = pydantic.Field(0.2, ge=0.0, lt=0.9)
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> SweepSpec:
         grid = {key: getattr(self, key) for key in KNOBS}
-        if self.sizes and any(grid.values()):
+        if sum(bool(x) for x in (self.sizes, any(grid.values()), self.params)) > 1:
             raise ValueError(
-                "sweep: give either named sizes or a grid of widths/depths/blocks, not both"
+                "sweep: give one of named sizes, a grid of widths/depths/blocks, or a grid of "
+                "recipe params, not both"
             )
-        if not self.sizes and not any(grid.values()) and not self.epsilons:
+        if not self.sizes and not any(grid.values()) and not self.params and not self.epsilons:
             raise ValueError(
-                "sweep: nothing to sweep; give widths, depths, blocks, sizes or epsilons "
-                "(e.g. widths = [32, 64, 128, 256] or epsilons = ['inf', 10, 3, 1])"
+                "sweep: nothing to sweep; give widths, depths, blocks, sizes, params or "
+                "epsilons (e.g. widths = [32, 64, 128, 256], params = { max_depth = [2, 4, 8] } "
+                "or epsilons = ['inf', 10, 3, 1])"
             )
+        for key, values in self.params.items():
+            if not values or len({repr(v) for v in values}) != len(values):
+                raise ValueError(
+                    f"sweep.params.{key}: give a list of distinct values, got {values}"
+                )
         for key, values in grid.items():
             low = 1 if key == "widths" else 0
             if any(v < low for v in values):

@@ -75,10 +75,18 @@ def validation_message(err: ValidationError, source: str) -> str:
     return _format_validation_error(err, source)
 
 
+def config_data(config: Strict) -> dict[str, Any]:
+    """A resolved config as plain data that validates back to the same config."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    model = getattr(config, "model", None)
+    if model is not None and "model" in data:
+        data["model"] = model.toml_data()
+    return data
+
+
 def to_toml(config: Strict) -> str:
     """Render a resolved config (audit or audit-model) as TOML (the run keeps it with its results)."""
-    data = config.model_dump(mode="json", exclude_none=True)
-    return _dump_toml(data)
+    return _dump_toml(config_data(config))
 
 
 def _toml_value(v: Any) -> str:

@@ -207,6 +207,7 @@ def make_synthetic_tabular(
         feature_names=tuple(f"x{j:02d}" for j in range(f)),
         modality="table",
         source=f"synthetic:seed={seed}",
+        table=pd.DataFrame(inputs.astype(np.float32), columns=[f"x{j:02d}" for j in range(f)]),
     )
     cohort.validate()
     return cohort, Planted(

@@ -582,6 +582,7 @@ def cohort_from_frame(
         feature_names=tuple(feature_names),
         modality="table",
         source=source,
+        table=df[features].reset_index(drop=True),
     )
     cohort.validate()
     return cohort

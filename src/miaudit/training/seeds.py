@@ -8,8 +8,15 @@ train beside it.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from miaudit.seeding import (
+    STREAM_AUGMENT,
+    STREAM_DROPOUT,
+    STREAM_INIT,
+    STREAM_ORDER,
+    model_seed,
+)
 
 __all__ = [
     "STREAM_AUGMENT",
@@ -20,16 +27,7 @@ __all__ = [
     "model_seed",
 ]
 
-STREAM_INIT = 0
-STREAM_ORDER = 1
-STREAM_DROPOUT = 2
-STREAM_AUGMENT = 3  # which view each record of each batch is trained under (conv families)
-
-
-def model_seed(seed: int, model: int, stream: int) -> int:
-    """A 64-bit seed for one random stream (init, order, dropout, augment) of the model with global index ``model``."""
-    state = np.random.SeedSequence([seed, model, stream]).generate_state(2, np.uint32)
-    return int(state[0]) | (int(state[1]) << 32)
+# the streams and the seed arithmetic live in the torch-free ``miaudit.seeding``
 
 
 def model_generator(seed: int, model: int, stream: int) -> torch.Generator:
