@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[datasets,imaging,onnx,gbm,dev]'
+	$(PY) -m pip install -q -e '.[datasets,imaging,onnx,gbm,skops,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -269,6 +269,8 @@ def audit_model(
             cfg, run_dir, force=force, progress=_RichProgress(bars), executor=runner
         )
     _print_deployed_summary(result.summary, result.patients)
+    for warning in result.summary.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     console.print(f"Results in [bold]{result.run_dir}[/] (report.html, patients.csv, summary.json)")
 
 

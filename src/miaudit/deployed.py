@@ -59,7 +59,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ from miaudit.config.deployed import (
     load_deployed_config,
     parse_deployed_config,
 )
+from miaudit.config.model import TARGET_RECIPE
+from miaudit.deployed_estimator import final_step, load_skops, recipe_text
 from miaudit.deployed_model import (
     TargetOutputs,
     predict_onnx,
@@ -92,6 +94,7 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec
 from miaudit.null import null_rates, patient_max, patient_p_values, rmia_p_values
 from miaudit.plan import make_plan
+from miaudit.recipes.estimator import EstimatorRecipe
 from miaudit.results import layout as L
 from miaudit.results.layout import ROLE_MEMBER, ROLE_NONMEMBER, ROLE_POPULATION
 from miaudit.results.store import RunStore, load_npz, write_npz
@@ -304,13 +307,82 @@ def load_target(spec: TargetSpec, cohort: Cohort, model: ModelSpec) -> TargetOut
     assert spec.model is not None
     name = spec.model.name.lower()
     if name.endswith(".onnx"):
-        return predict_onnx(spec.model, cohort, kind=spec.kind)
+        return predict_onnx(spec.model, cohort, kind=spec.kind, inputs=spec.inputs)
+    if spec.is_estimator:
+        fitted = load_skops(spec.model, cohort, trusted=list(spec.trusted or []), inputs=spec.inputs)
+        return TargetOutputs(
+            logits=fitted.logits[:, None, :], kind="logits", source=f"skops:{spec.model.name}",
+            estimator=fitted.estimator, inputs=fitted.inputs, columns=fitted.columns,
+        )
     if name.endswith((".safetensors", ".pt", ".pth", ".bin", ".ckpt")):
         return predict_state_dict(spec.model, cohort, model)
     raise InputError(
-        f"target.model '{spec.model}': unknown model format; give an .onnx file, or a state "
-        "dict of the built-in family in [model] as .safetensors (preferred) or .pt"
+        f"target.model '{spec.model}': unknown model format; give an .onnx file, a fitted "
+        "scikit-learn model saved with skops (.skops), or a state dict of the built-in family "
+        "in [model] as .safetensors (preferred) or .pt"
     )
+
+
+def _reference_cohort(config: DeployedConfig, cohort: Cohort, target: TargetOutputs) -> tuple[ModelSpec, Cohort]:
+    """The recipe and cohort the references train with: the target's own for ``"target"``.
+
+    A fitted target's references read what it read: the same inputs, and for raw inputs the
+    same columns in its order.
+    """
+    model = config.model
+    if model.estimator != TARGET_RECIPE:
+        return model, cohort
+    model = model.model_copy(update={"inputs": target.inputs})
+    if target.inputs == "raw" and cohort.table is not None and target.columns:
+        cohort = replace(cohort, table=cohort.table[list(target.columns)])
+    return model, cohort
+
+
+#: References that train on more than this factor fewer or more records than the target get a
+#: warning (the offline default, half of half the non-roster patients, stays inside it for
+#: rosters up to about 40 % of the cohort).
+SIZE_RATIO = 3.0
+
+
+def recipe_warnings(
+    model: ModelSpec, target: TargetOutputs, reference_records: float, target_records: int
+) -> list[str]:
+    """Where the references are unlike the target, each as one sentence to act on.
+
+    The attacks compare the target with the references, so references of another model
+    class, or trained on far fewer or more records, can report the opposite of the truth.
+    """
+    warnings: list[str] = []
+    hint = "an audit with references unlike the target can report the opposite of the truth"
+    if target.estimator is not None and model.estimator != TARGET_RECIPE:
+        want = type(final_step(target.estimator))
+        if model.kind == "estimator":
+            built = EstimatorRecipe(path=model.estimator, params=dict(model.params)).build()
+            same = type(final_step(built)) is want
+        else:
+            same = False
+        if not same:
+            warnings.append(
+                f"the target is a fitted {want.__name__}, the references are {model.describe()}: "
+                f'{hint}; set [model] estimator = "{TARGET_RECIPE}" to train them with the '
+                "target's own recipe"
+            )
+    if target.graph is not None and model.kind == "family" and not (
+        target.graph == "linear model" and model.family == "logistic"
+    ):
+        warnings.append(
+            f"the target's ONNX graph is a {target.graph}, the references are {model.describe()}: "
+            f"{hint}; set [model] estimator to the target's class and parameters (e.g. "
+            '"sklearn.ensemble:HistGradientBoostingClassifier" with [model.params])'
+        )
+    if target_records > 0 and not 1 / SIZE_RATIO <= reference_records / target_records <= SIZE_RATIO:
+        warnings.append(
+            f"each reference trains on {reference_records:,.0f} records on average, the target "
+            f"on {target_records:,}: exposure depends on the training-set size, so references "
+            "far smaller or larger than the target misjudge it; change [population] fraction "
+            "(or population.patients) to bring them closer"
+        )
+    return warnings
 
 
 # --------------------------------------------------------------------------- the run
@@ -331,14 +403,27 @@ def _hash(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def _identity(config: DeployedConfig, cohort: Cohort, role: np.ndarray, online: bool) -> dict[str, Any]:
-    """What the reference shards depend on; a run directory is bound to it."""
+def _identity(
+    config: DeployedConfig,
+    cohort: Cohort,
+    role: np.ndarray,
+    online: bool,
+    target: TargetOutputs | None = None,
+) -> dict[str, Any]:
+    """What the reference shards depend on; a run directory is bound to it.
+
+    References with the target's own recipe depend on that recipe (its class, parameters
+    and the inputs it read), so it is part of their identity.
+    """
     # views only where set (a DeployedConfig dumps them only then): runs made before [views]
     # keep their identity
     science = config.model_dump(
         mode="json", include={"cohort", "model", "training", "privacy", "views"}
     )
     science["model"] = config.model.science()
+    if config.model.estimator == TARGET_RECIPE and target is not None:
+        science["model"]["target"] = {"recipe": recipe_text(target.estimator),
+                                      "inputs": target.inputs, "columns": list(target.columns)}
     science["cohort"].pop("path", None)
     science["references"] = {
         "models": config.references.models,
@@ -406,7 +491,7 @@ def run_deployed(
     plan_keep = reference_plan(role, references, online=online, seed=seed)
     timings.since_start("inputs_s")
 
-    identity = _identity(config, cohort, role, online)
+    identity = _identity(config, cohort, role, online, target)
     with open_run(
         out,
         identity=identity,
@@ -420,7 +505,12 @@ def run_deployed(
         num_models = references + 1
 
         with timings.measure("training_s"):
-            job = training_job(config, cohort, record_keep, seed, store.path)
+            model, reference_cohort = _reference_cohort(config, cohort, target)
+            job = replace(
+                training_job(config, reference_cohort, record_keep, seed, store.path),
+                model=model,
+                estimator=target.estimator if model.estimator == TARGET_RECIPE else None,
+            )
             train_missing(
                 store, job, num_models, config.audit.group_size, progress, executor, after_shard
             )
@@ -440,6 +530,10 @@ def run_deployed(
         summary = _summary(
             config, cohort, store.read_identity() or {}, role, scored, control, performance,
             attack, attack_rule, target,
+        )
+        summary["warnings"] = recipe_warnings(
+            model, target, float(record_keep[:references].sum(axis=1).mean()),
+            int(member[cohort.patient].sum()),
         )
         records, patients = write_deployed_outputs(
             store,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,10 +46,12 @@ __all__ = [
     "as_logits",
     "id_text",
     "match_records",
+    "onnx_graph_kind",
     "predict_onnx",
     "predict_state_dict",
     "read_predictions",
     "read_roster",
+    "require_file",
     "resolve_kind",
 ]
 
@@ -58,6 +60,9 @@ OutputKind = Literal["auto", "logits", "probabilities"]
 #: Rows of probabilities may be rounded when exported (e.g. 4 decimals in a CSV); a row
 #: whose sum is this far from 1 is not a probability distribution.
 SUM_TOLERANCE = 1e-3
+#: Probabilities computed in float32 (ONNX runtimes) can sit this far outside [0, 1]
+#: (1.0000001, −1.2e−7); within it they are probabilities, clipped to [0, 1].
+PROBABILITY_SLACK = 1e-6
 #: Smallest probability turned into a logit; log(0) would be -inf, which no attack can use.
 TINY = np.finfo(np.float64).tiny
 #: Rows per onnxruntime / torch call, so a large cohort never needs one huge batch.
@@ -69,11 +74,21 @@ STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 @dataclass(frozen=True, eq=False)
 class TargetOutputs:
-    """The target's outputs on every record of the cohort, as logits [N, 1, K] float64."""
+    """The target's outputs on every record of the cohort, as logits [N, 1, K] float64.
+
+    ``estimator`` is the fitted model of a .skops target (its recipe trains the references
+    with ``[model] estimator = "target"``), ``inputs`` and ``columns`` what the target read,
+    and ``graph`` what an ONNX target's operators say it is ("tree ensemble", "linear
+    model", "SVM"; None when they do not say).
+    """
 
     logits: np.ndarray
     kind: Literal["logits", "probabilities"]
     source: str
+    estimator: Any = None
+    inputs: Literal["encoded", "raw"] = "encoded"
+    columns: tuple[str, ...] = ()
+    graph: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -108,7 +123,7 @@ def id_text(values: pd.Series | np.ndarray) -> np.ndarray:
     return out
 
 
-def _require_file(path: Path, what: str, key: str) -> Path:
+def require_file(path: Path, what: str, key: str) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(
@@ -138,7 +153,7 @@ def _column(frame: pd.DataFrame, column: str, path: Path, key: str) -> pd.Series
 
 def _read_frame(path: Path, what: str, key: str) -> pd.DataFrame:
     """A table through the cohort reader, with an empty table named for what it is."""
-    _require_file(path, what, key)
+    require_file(path, what, key)
     try:
         return read_table(path)
     except InputError as err:
@@ -195,11 +210,12 @@ def _row_sums_ok(values: np.ndarray) -> np.ndarray:
 def resolve_kind(values: np.ndarray, kind: OutputKind, where: str, key: str) -> str:
     """Whether ``values`` [N, K] are logits or probabilities, checking an explicit choice.
 
-    ``auto``: with K ≥ 2, every value in [0, 1] and every row summing to 1 (within
-    1e-3) means probabilities, anything else logits; a single column in [0, 1] could be
+    ``auto``: with K ≥ 2, every value in [0, 1] (within ``PROBABILITY_SLACK``) and every
+    row summing to 1 (within 1e-3) means probabilities, anything else logits; a single column in [0, 1] could be
     either, so it must be named.
     """
-    inside = bool(((values >= 0.0) & (values <= 1.0)).all())
+    inside_rows = (values >= -PROBABILITY_SLACK) & (values <= 1.0 + PROBABILITY_SLACK)
+    inside = bool(inside_rows.all())
     k = values.shape[1]
     if kind == "auto":
         if k == 1:
@@ -213,7 +229,7 @@ def resolve_kind(values: np.ndarray, kind: OutputKind, where: str, key: str) -> 
         return "probabilities" if inside and bool(_row_sums_ok(values).all()) else "logits"
     if kind == "probabilities":
         if not inside:
-            bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)).all(axis=1))
+            bad = np.flatnonzero(~inside_rows.all(axis=1))
             raise InputError(
                 f"{where}: {key} = \"probabilities\" but {bad.size} row(s) hold values outside "
                 f"[0, 1] (e.g. row {bad[0] + 1}: {values[bad[0]].tolist()}); these look like "
@@ -387,7 +403,7 @@ def read_predictions(
     columns: list[str] | None = None,
 ) -> TargetOutputs:
     """The target's outputs from a predictions file, in the cohort's record order."""
-    path = _require_file(Path(path), "predictions file", "target.predictions")
+    path = require_file(Path(path), "predictions file", "target.predictions")
     where = str(path)
     if path.name.lower().endswith(".npz"):
         ids, values, names, fixed = _read_npz(path)
@@ -423,14 +439,108 @@ def _onnx_dims(shape: list[Any]) -> list[int | None]:
     return [d if isinstance(d, int) and d > 0 else None for d in shape]
 
 
-def predict_onnx(path: Path, cohort: Cohort, *, kind: OutputKind = "auto") -> TargetOutputs:
-    """Run an ONNX model on the cohort's inputs (float32, [N, F] for tables).
+#: ONNX-ML operators that say what kind of model a graph is (for the references check).
+_ONNX_KINDS = (
+    ("TreeEnsemble", "tree ensemble"),
+    ("LinearClassifier", "linear model"),
+    ("SVMClassifier", "SVM"),
+)
+#: How an ONNX input's element type is fed from a raw column.
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object}
 
-    The first output that is a float array with one row per record is taken as the
-    target's logits or probabilities (``kind``). A model with a fixed batch size is fed
-    in batches of that size, the last one padded.
+
+def onnx_graph_kind(path: Path) -> str | None:
+    """What an ONNX model's operators say it is ("tree ensemble", …), or None."""
+    try:
+        import onnx
+
+        ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    except Exception:  # no onnx package, or a graph onnx cannot parse (onnxruntime could)
+        return None
+    for prefix, kind in _ONNX_KINDS:
+        if any(op.startswith(prefix) for op in ops):
+            return kind
+    return None
+
+
+def _encoded_feed(path: Path, inputs: list[Any], cohort: Cohort) -> tuple[dict[str, np.ndarray], list[int | None]]:
+    """The cohort's encoded records as the model's single input."""
+    if len(inputs) != 1:
+        raise InputError(
+            f"{path}: the ONNX model takes {len(inputs)} inputs "
+            f"({_preview([i.name for i in inputs])}); miaudit feeds the encoded records as one "
+            "input, or with target.inputs = \"raw\" one raw column per input of the same name"
+        )
+    x = np.ascontiguousarray(cohort.inputs, dtype=np.float32)
+    dims = _onnx_dims(list(inputs[0].shape))
+    want = list(x.shape[1:])
+    if len(dims) != x.ndim or any(d is not None and d != w for d, w in zip(dims[1:], want, strict=False)):
+        shown = ["batch" if d is None else d for d in dims]
+        raise InputError(
+            f"{path}: the ONNX model expects input {inputs[0].name!r} of shape {shown}, but the "
+            f"cohort's records have shape [N, {', '.join(map(str, want))}]"
+            + (f" ({len(cohort.feature_names)} features after encoding)" if cohort.modality == "table" else "")
+            + "; the target must be exported for the same encoded inputs as the cohort "
+            "(same features, same order), or for the raw columns with target.inputs = \"raw\""
+        )
+    return {inputs[0].name: x}, dims
+
+
+def _raw_feed(path: Path, inputs: list[Any], cohort: Cohort) -> tuple[dict[str, np.ndarray], list[int | None]]:
+    """The raw feature columns: one input per column of its name, or all as one matrix."""
+    table = cohort.table
+    if table is None:
+        raise InputError(
+            "target.inputs = 'raw': this cohort has no raw columns (only table cohorts read "
+            "from a file have them); remove target.inputs"
+        )
+    columns = [str(c) for c in table.columns]
+    feed: dict[str, np.ndarray] = {}
+    if len(inputs) == 1 and inputs[0].name not in columns:
+        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+        if len(numeric) != len(columns):
+            raise InputError(
+                f"{path}: the ONNX model takes one input {inputs[0].name!r}, but the cohort's raw "
+                f"columns are not all numeric ({_preview([c for c in columns if c not in map(str, numeric)])}); "
+                "export it with one input per raw column (named as the column)"
+            )
+        dtype = _ONNX_TYPES.get(inputs[0].type, np.float32)
+        feed[inputs[0].name] = np.ascontiguousarray(table.to_numpy(dtype=np.float64)).astype(dtype)
+        return feed, _onnx_dims(list(inputs[0].shape))
+    absent = [i.name for i in inputs if i.name not in columns]
+    if absent:
+        raise InputError(
+            f"{path}: the ONNX model's input(s) {_preview(absent)} are not raw feature columns of "
+            f"the cohort ({_preview(columns, 12)}); name each input as its column, or list the "
+            "columns in [cohort] features"
+        )
+    for spec in inputs:
+        dtype = _ONNX_TYPES.get(spec.type)
+        if dtype is None:
+            raise InputError(f"{path}: input {spec.name!r} has type {spec.type}, which miaudit cannot feed")
+        column = table[spec.name]
+        if dtype is object:
+            values = column.astype(str).to_numpy(dtype=object)
+        else:
+            values = column.to_numpy(dtype=np.float64).astype(dtype)
+        feed[spec.name] = values.reshape(-1, 1)
+    return feed, [None]
+
+
+def predict_onnx(
+    path: Path, cohort: Cohort, *, kind: OutputKind = "auto", inputs: str | None = None
+) -> TargetOutputs:
+    """Run an ONNX model on the cohort's inputs.
+
+    ``inputs`` "encoded" (the default) feeds the encoded records (float32, [N, F] for
+    tables) as the model's one input; "raw" feeds the raw feature columns, one input per
+    column of the same name (as scikit-learn pipelines with their own preprocessing export)
+    or all numeric columns as one matrix. The first output that is a float array with one
+    row per record is taken as the target's logits or probabilities (``kind``). A model with
+    a fixed batch size is fed in batches of that size, the last one padded.
     """
-    path = _require_file(Path(path), "ONNX model", "target.model")
+    path = require_file(Path(path), "ONNX model", "target.model")
     try:
         import onnxruntime as ort
     except ImportError:
@@ -448,49 +558,36 @@ def predict_onnx(path: Path, cohort: Cohort, *, kind: OutputKind = "auto") -> Ta
             f"{path}: not a valid ONNX model ({str(err).splitlines()[0][:200]}); export it again "
             "(e.g. torch.onnx.export) or give its predictions in target.predictions"
         ) from None
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise InputError(
-            f"{path}: the ONNX model takes {len(inputs)} inputs "
-            f"({_preview([i.name for i in inputs])}); miaudit feeds one input, the cohort's "
-            "records: export a model with a single input"
-        )
-    x = np.ascontiguousarray(cohort.inputs, dtype=np.float32)
-    dims = _onnx_dims(list(inputs[0].shape))
-    want = list(x.shape[1:])
-    if len(dims) != x.ndim or any(d is not None and d != w for d, w in zip(dims[1:], want, strict=False)):
-        shown = ["batch" if d is None else d for d in dims]
-        raise InputError(
-            f"{path}: the ONNX model expects input {inputs[0].name!r} of shape {shown}, but the "
-            f"cohort's records have shape [N, {', '.join(map(str, want))}]"
-            + (f" ({len(cohort.feature_names)} features after encoding)" if cohort.modality == "table" else "")
-            + "; the target must be exported for the same encoded inputs as the cohort "
-            "(same features, same order)"
-        )
+    specs = session.get_inputs()
+    mode = inputs or "encoded"
+    feed, dims = (_raw_feed if mode == "raw" else _encoded_feed)(path, specs, cohort)
     batch = dims[0] or CHUNK_ROWS
     parts: list[np.ndarray] = []
-    name = inputs[0].name
-    n = x.shape[0]
+    n = cohort.num_records
     try:
         for start in range(0, n, batch):
-            chunk = x[start : start + batch]
-            size = chunk.shape[0]
+            chunk = {k: v[start : start + batch] for k, v in feed.items()}
+            size = next(iter(chunk.values())).shape[0]
             if dims[0] is not None and size < batch:
-                chunk = np.concatenate([chunk, np.zeros((batch - size, *want), np.float32)])
-            outputs = session.run(None, {name: chunk})
-            parts.append(_pick_output(outputs, chunk.shape[0], path)[:size])
+                chunk = {k: np.concatenate([v, np.zeros((batch - size, *v.shape[1:]), v.dtype)])
+                         for k, v in chunk.items()}
+            outputs = session.run(None, chunk)
+            parts.append(_pick_output(outputs, batch if dims[0] is not None else size, path)[:size])
     except InputError:
         raise
     except Exception as err:
         raise InputError(
-            f"{path}: the ONNX model failed on the cohort's inputs ({str(err).splitlines()[0][:200]}); "
-            "check that it was exported for the same encoded features"
+            f"{path}: the ONNX model failed on the cohort's {mode} inputs "
+            f"({str(err).splitlines()[0][:200]}); check that it was exported for the same "
+            + ("raw columns" if mode == "raw" else "encoded features")
         ) from None
     values = np.concatenate(parts).astype(np.float64)
     names = [f"output[:, {j}]" for j in range(values.shape[1])]
     _check_classes(values.shape[1], cohort, str(path), names)
     _check_values(values, np.asarray(cohort.record_ids, dtype=object), str(path), names)
-    return _finish(values, kind, cohort, str(path), f"onnx:{path.name}")
+    out = _finish(values, kind, cohort, str(path), f"onnx:{path.name}")
+    columns = tuple(feed) if mode == "raw" and len(feed) > 1 else ()
+    return replace(out, inputs=mode, columns=columns, graph=onnx_graph_kind(path))
 
 
 def _pick_output(outputs: list[Any], rows: int, path: Path) -> np.ndarray:
@@ -568,7 +665,7 @@ def predict_state_dict(path: Path, cohort: Cohort, model: ModelSpec) -> TargetOu
     by key, because a model loaded with the wrong architecture would be audited as another
     model.
     """
-    path = _require_file(Path(path), "model file", "target.model")
+    path = require_file(Path(path), "model file", "target.model")
     if cohort.modality != "table":
         raise InputError(
             f"{path}: state dicts are read for the built-in tabular families only; cohort "

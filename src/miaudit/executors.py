@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,7 @@ class TrainingJob:
     record_ids: np.ndarray | None = None  # [N] (command recipes name records by id)
     patient_ids: np.ndarray | None = None  # [N] each record's patient id (command recipes)
     work_dir: Path | None = None  # where command recipes keep each model's folder
+    cwd: Path | None = None  # where command recipes run (the driver's folder)
     workers: int | None = None  # local processes for estimator and command recipes
     estimator: Any = None  # an estimator object from the Python API (else model.estimator)
 
@@ -91,11 +92,11 @@ class TrainingJob:
             return train_estimators(recipe, self._recipe_inputs(), self.labels,
                                     self.keep[models], indices, self.seed, workers=self.workers)
         if kind == "command":
-            if self.work_dir is None or self.record_ids is None or self.patient_ids is None:
-                raise InputError("model.command: runs within an audit's run directory only")
+            if self.record_ids is None or self.patient_ids is None:
+                raise InputError("model.command: needs the cohort's record and patient ids")
             views = self._view_transforms()
             return train_commands(
-                CommandRecipe(self.model.command or "", self.work_dir), self.record_ids,
+                CommandRecipe(self.model.command or "", self.work_dir, self.cwd), self.record_ids,
                 self.patient_ids, self.labels, self.keep[models], indices, self.seed,
                 views=len(views) if views else 1, workers=self.workers,
             )
@@ -288,7 +289,11 @@ class RayExecutor:
                 retry_exceptions=False,
                 name="miaudit.train_group",
             )
-            job_ref = ray.put(job)
+            # a task never touches the run directory: command recipes keep their models in
+            # the task's own temporary folder, and each task runs its share of the node's CPUs
+            job_ref = ray.put(replace(
+                job, work_dir=None, workers=job.workers or max(1, int(self.num_cpus))
+            ))
             pending: dict[Any, tuple[np.ndarray, int]] = {}
 
             def submit(models: np.ndarray, attempt: int) -> None:

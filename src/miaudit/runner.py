@@ -178,6 +178,7 @@ def training_job(
         record_ids=cohort.record_ids,
         patient_ids=cohort.patient_ids[cohort.patient],
         work_dir=None if run_dir is None else run_dir / L.RECIPE_DIR,
+        cwd=Path.cwd(),
         workers=config.executor.workers,
         estimator=estimator,
     )

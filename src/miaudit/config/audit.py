@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from miaudit.attacks import registry
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
-from miaudit.config.model import ModelSpec
+from miaudit.config.model import TARGET_RECIPE, ModelSpec
 from miaudit.config.recipe import RecipeChecks
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec, without_default_views
@@ -150,6 +150,16 @@ class AuditConfig(RecipeChecks):
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     views: ViewSpec = Field(default_factory=ViewSpec)
+
+    @model_validator(mode="after")
+    def _no_target_recipe(self) -> AuditConfig:
+        if self.model.estimator == TARGET_RECIPE:
+            raise ValueError(
+                f'model.estimator = "{TARGET_RECIPE}" means the recipe of a deployed target, which '
+                "only miaudit audit-model has; name the estimator class (e.g. "
+                '"sklearn.ensemble:HistGradientBoostingClassifier")'
+            )
+        return self
 
     def training_hash(self) -> str:
         """Hash of everything the trained models depend on (not attacks, report or executor).

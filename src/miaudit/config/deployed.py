@@ -21,12 +21,15 @@ from pydantic import (
 from miaudit.config.audit import MAX_MODELS, ExecutorSpec, ReportSpec
 from miaudit.config.base import Strict
 from miaudit.config.cohort import CohortConfig
-from miaudit.config.model import ModelSpec
+from miaudit.config.model import TARGET_RECIPE, ModelSpec
 from miaudit.config.recipe import RecipeChecks
 from miaudit.config.toml import read_toml, validation_message
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec, without_default_views
 from miaudit.errors import InputError
+
+#: File names of fitted scikit-learn-compatible targets (read with skops, never unpickled).
+SKOPS_SUFFIXES = (".skops",)
 
 __all__ = [
     "ConfoundSpec",
@@ -50,15 +53,42 @@ class TargetSpec(Strict):
     columns: list[str] | None = None
     roster: Path
     roster_column: str = "patient_id"
+    inputs: Literal["encoded", "raw"] | None = Field(
+        None, description="what target.model reads: miaudit's encoded features or the raw "
+        "feature columns (a model with its own preprocessing); default: encoded, or for a "
+        ".skops model the columns it was fitted on"
+    )
+    trusted: list[str] | None = Field(
+        None, description="types a .skops model may hold beyond skops's defaults, each reviewed "
+        "by you (miaudit names the ones the file needs)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TargetSpec:
         if (self.predictions is None) == (self.model is None):
             raise ValueError(
                 "give exactly one of target.predictions (a CSV/Parquet/.npz file of the "
-                "target's outputs) and target.model (.onnx, .safetensors or .pt)"
+                "target's outputs) and target.model (.onnx, .skops, .safetensors or .pt)"
+            )
+        suffix = "" if self.model is None else self.model.name.lower()
+        if self.trusted is not None and not suffix.endswith(SKOPS_SUFFIXES):
+            raise ValueError(
+                "target.trusted lists types a .skops model may hold; this target is no .skops "
+                "model — remove target.trusted"
+            )
+        if self.inputs is not None and not suffix.endswith((".onnx", *SKOPS_SUFFIXES)):
+            raise ValueError(
+                "target.inputs says what an ONNX or .skops model reads; "
+                + ("a predictions file is read as it is" if self.model is None
+                   else "a state dict of a built-in family reads the encoded features")
+                + " — remove target.inputs"
             )
         return self
+
+    @property
+    def is_estimator(self) -> bool:
+        """Whether the target is a fitted scikit-learn-compatible model (a .skops file)."""
+        return self.model is not None and self.model.name.lower().endswith(SKOPS_SUFFIXES)
 
 
 class PopulationSpec(Strict):
@@ -130,6 +160,40 @@ class DeployedConfig(RecipeChecks):
     @model_serializer(mode="wrap")
     def _views_where_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return without_default_views(handler(self))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _references_like_a_fitted_target(cls, data: Any) -> Any:
+        """Without a [model] table, references of a .skops target take the target's recipe.
+
+        The references must be trained as the target was; for a fitted estimator miaudit
+        knows how, so it needs no [model] table (``estimator = "target"``).
+        """
+        if not isinstance(data, dict) or "model" in data:
+            return data
+        target = data.get("target")
+        model = target.get("model") if isinstance(target, dict) else None
+        if isinstance(model, str | Path) and str(model).lower().endswith(SKOPS_SUFFIXES):
+            return {**data, "model": {"estimator": TARGET_RECIPE}}
+        return data
+
+    @model_validator(mode="after")
+    def _target_recipe_needs_a_fitted_target(self) -> DeployedConfig:
+        if self.model.estimator == TARGET_RECIPE and not self.target.is_estimator:
+            raise ValueError(
+                f'model.estimator = "{TARGET_RECIPE}" trains the references with the recipe of a '
+                "fitted target, which needs target.model to be a .skops file; name the "
+                "estimator class instead (e.g. \"sklearn.ensemble:HistGradientBoostingClassifier\")"
+            )
+        if self.model.estimator == TARGET_RECIPE:
+            extra = [k for k in ("params", "inputs") if k in self.model.model_fields_set]
+            if extra:
+                raise ValueError(
+                    f'model.estimator = "{TARGET_RECIPE}": the references take the target\'s own '
+                    f"parameters and inputs; remove model.{' and model.'.join(extra)} (or "
+                    "target.inputs sets what the target reads)"
+                )
+        return self
 
 
 def parse_deployed_config(data: dict[str, Any], source: str = "config") -> DeployedConfig:

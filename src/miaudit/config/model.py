@@ -24,10 +24,13 @@ import pydantic
 
 from miaudit.config.base import Strict
 
-__all__ = ["CONV_FAMILIES", "CONV_WIDTH", "FAMILIES", "RECIPE_KEYS", "ModelSpec"]
+__all__ = ["CONV_FAMILIES", "CONV_WIDTH", "FAMILIES", "RECIPE_KEYS", "TARGET_RECIPE", "ModelSpec"]
 
 #: The keys that choose a recipe other than a built-in family (at most one may be set).
 RECIPE_KEYS: tuple[str, ...] = ("estimator", "module", "train_fn", "command")
+#: ``estimator = "target"``: the references of ``audit-model`` take the recipe of the fitted
+#: target (its class and parameters), read from its .skops file.
+TARGET_RECIPE = "target"
 #: Knobs of the built-in families, meaningless for the other recipe kinds.
 _FAMILY_KNOBS = ("family", "width", "depth", "blocks", "dropout", "l2", "kernel_size")
 
@@ -57,7 +60,8 @@ class ModelSpec(Strict):
     kernel_size: int = pydantic.Field(7, ge=1, description="odd convolution length (resnet1d only)")
     estimator: str | None = pydantic.Field(
         None, description="scikit-learn-compatible classifier: 'package.module:Name' or "
-        "'file.py:Name', called with params"
+        "'file.py:Name', called with params; in audit-model also 'target' (the fitted target's "
+        "own class and parameters)"
     )
     module: str | None = pydantic.Field(
         None, description="PyTorch module factory 'package.module:build', called as "
@@ -110,6 +114,8 @@ class ModelSpec(Strict):
                 value = getattr(self, key)
                 if not value.strip():
                     raise ValueError(f"model.{key}: is empty; name the {key} to train with")
+                if key == "estimator" and value == TARGET_RECIPE:
+                    continue
                 if key != "command" and ":" not in value:
                     raise ValueError(
                         f"model.{key} = {value!r}: give it as 'package.module:Name' or "

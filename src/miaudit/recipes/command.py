@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +75,19 @@ def check_template(template: str) -> None:
 
 @dataclass(frozen=True)
 class CommandRecipe:
-    """A command template and the folder under which each model gets its own."""
+    """A command template, the folder under which each model gets its own, and where it runs.
+
+    ``work_dir`` None (a Ray task, which never touches the run directory) gives each call a
+    private temporary folder: the driver keeps the finished groups' logits instead.
+    ``cwd`` None runs the command in the current folder.
+    """
 
     template: str
-    work_dir: Path
+    work_dir: Path | None
+    cwd: Path | None = None
 
     def model_dir(self, model: int) -> Path:
+        assert self.work_dir is not None
         return self.work_dir / f"model_{model:05d}"
 
 
@@ -137,7 +144,8 @@ def _run_one(recipe: CommandRecipe, records_csv: Path, record_ids: np.ndarray,
         with open(out / "stdout.txt", "wb") as so, open(out / "stderr.txt", "wb") as se:
             try:
                 code = subprocess.run(command, shell=True, stdout=so, stderr=se, env=env,
-                                      stdin=subprocess.DEVNULL, check=False).returncode
+                                      cwd=recipe.cwd, stdin=subprocess.DEVNULL,
+                                      check=False).returncode
             except OSError as err:
                 raise InputError(f"model.command: cannot start {command!r}: {err}") from None
     if code != 0:
@@ -175,8 +183,11 @@ def train_commands(
     num_classes = int(labels.shape[1]) if labels.ndim == 2 else int(labels.max()) + 1
     models = [int(m) for m in models]
     n_workers, threads = worker_count(workers, len(models))
-    recipe.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(prefix="miaudit-records-") as tmp:
+        if recipe.work_dir is None:
+            recipe = replace(recipe, work_dir=Path(tmp) / "models")
+        assert recipe.work_dir is not None
+        recipe.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         records_csv = Path(tmp) / "records.csv"
         label_text = (["".join(str(int(v)) for v in row) for row in labels] if labels.ndim == 2
                       else [str(int(v)) for v in labels])

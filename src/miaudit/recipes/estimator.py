@@ -117,24 +117,31 @@ def _margins(final: Any, x: Any) -> np.ndarray | None:
     return None
 
 
-def estimator_logits(est: Any, x: Any, num_classes: int) -> np.ndarray:
+def estimator_logits(
+    est: Any, x: Any, num_classes: int, *, class_columns: np.ndarray | None = None
+) -> np.ndarray:
     """Logits [N, K] of a fitted classifier, in class order 0..K−1 (see the module doc).
 
     A binary margin m becomes logits [0, m] (softmax gives sigmoid(m)); classes a model
     never saw in training get the row's lowest logit plus log(``PROBABILITY_FLOOR``).
+    ``class_columns`` gives each of the estimator's ``classes_`` its column (default: the
+    class values themselves, which reference models are fitted on).
     """
     final = est
     steps = getattr(est, "steps", None)
     if steps and len(steps) > 1 and callable(getattr(est[:-1], "transform", None)):
         x, final = est[:-1].transform(x), est[-1]
     classes = np.asarray(getattr(final, "classes_", np.arange(num_classes)))
-    try:
-        columns = classes.astype(np.int64)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"model.estimator: {type(final).__name__}.classes_ = {list(classes)[:5]} are not "
-            "the class indices it was fitted on"
-        ) from None
+    if class_columns is not None:
+        columns = np.asarray(class_columns, dtype=np.int64)
+    else:
+        try:
+            columns = classes.astype(np.int64)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"model.estimator: {type(final).__name__}.classes_ = {list(classes)[:5]} are "
+                "not the class indices it was fitted on"
+            ) from None
     z = _margins(final, x)
     if z is not None and z.ndim == 1 and len(classes) == 2:
         z = np.stack([np.zeros_like(z), z], axis=1)

@@ -82,6 +82,7 @@ def deployed_context(run: RunFiles, top_patients: int) -> dict[str, Any]:
         "groups": groups,
         "models": found.models,
         "target": summary.get("target", {}),
+        "recipe_warnings": list(summary.get("warnings", [])),
         "svgs": svgs,
         "config_text": run.config_text,
         "version": summary.get("miaudit_version") or run.run.get("miaudit_version") or "unknown",
