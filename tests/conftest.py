@@ -44,6 +44,7 @@ OPTIONAL_PARTS = (
      ".venv/bin/pip install -e '.[datasets]'"),
     (re.compile(r"lightgbm|xgboost"), "gradient-boosting recipes",
      ".venv/bin/pip install -e '.[gbm]'"),
+    (re.compile(r"catboost"), "CatBoost recipes", ".venv/bin/pip install -e '.[catboost]'"),
     (re.compile(r"pydicom|wfdb|PIL|pillow"), "image and signal readers",
      ".venv/bin/pip install -e '.[imaging]'"),
 )

@@ -386,17 +386,39 @@ def test_audit_frame_audits_an_estimator_object_on_a_dataframe(table, tmp_path) 
         miaudit.audit_frame(frame, recipe=object(), out=tmp_path / "x", **kwargs)
 
 
+GBM_PARAMS = {
+    # each samples half the features at random, so the seed changes the model
+    "lightgbm": {"n_estimators": 20, "max_depth": 3, "colsample_bytree": 0.5, "verbose": -1},
+    "xgboost": {"n_estimators": 20, "max_depth": 3, "colsample_bytree": 0.5},
+    "catboost": {"iterations": 20, "depth": 3, "rsm": 0.5, "verbose": 0},
+}
+
+
 @pytest.mark.parametrize(("package", "path"), [("lightgbm", "lightgbm:LGBMClassifier"),
-                                              ("xgboost", "xgboost:XGBClassifier")])
-def test_gradient_boosting_libraries_train_through_their_sklearn_classes(data, package, path) -> None:
+                                              ("xgboost", "xgboost:XGBClassifier"),
+                                              ("catboost", "catboost:CatBoostClassifier")])
+def test_gradient_boosting_libraries_train_through_their_sklearn_classes(
+    data, package, path, tmp_path, monkeypatch
+) -> None:
     lib = pytest.importorskip(package, reason=f"{package} not installed")
+    monkeypatch.chdir(tmp_path)
     x, y, keep = data
-    params = {"n_estimators": 20, "max_depth": 3, **({"verbose": -1} if package == "lightgbm" else {})}
+    params = GBM_PARAMS[package]
     recipe = EstimatorRecipe(path=path, params=params)
     one = train_estimators(recipe, x, y, keep[:2], [4, 7], seed=2, workers=1)
     assert np.array_equal(train_estimators(recipe, x, y, keep[:2], [4, 7], seed=2, workers=2), one)
-    cls = lib.LGBMClassifier if package == "lightgbm" else lib.XGBClassifier
+    cls = {"lightgbm": "LGBMClassifier", "xgboost": "XGBClassifier",
+           "catboost": "CatBoostClassifier"}[package]
     for g, m in enumerate([4, 7]):  # the plain loop, its own probabilities
-        est = cls(**params, random_state=recipe_seed(2, m)).fit(x[keep[g]], y[keep[g]])
+        est = getattr(lib, cls)(**params, random_state=recipe_seed(2, m)).fit(x[keep[g]], y[keep[g]])
         np.testing.assert_allclose(softmax(one[g, :, 0].astype(np.float64), axis=1),
                                    est.predict_proba(x), atol=1e-6)
+    # each model is seeded by its own index: the same rows under another index differ
+    both = train_estimators(recipe, x, y, keep[[0, 0]], [4, 5], seed=2, workers=1)
+    assert not np.array_equal(both[0], both[1])
+    if package == "catboost":  # the plain loop above wrote its training log; miaudit did not
+        import shutil
+
+        shutil.rmtree(tmp_path / "catboost_info")
+        train_estimators(recipe, x, y, keep[:2], [4, 7], seed=2, workers=2)
+        assert not any(tmp_path.iterdir())

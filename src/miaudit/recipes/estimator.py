@@ -93,6 +93,7 @@ def _set_params(est: Any, seed: int, threads: int) -> Any:
             update[key] = seed
         elif leaf in _THREAD_KEYS and value is None:
             update[key] = threads
+    update |= _unlisted_defaults(est, params, seed, threads)
     if update:
         try:
             est.set_params(**update)
@@ -102,6 +103,27 @@ def _set_params(est: Any, seed: int, threads: int) -> Any:
                 f"({sorted(update)}): {err}"
             ) from None
     return est
+
+
+def _unlisted_defaults(est: Any, params: dict[str, Any], seed: int, threads: int) -> dict:
+    """Seed and thread count of CatBoost objects, whose ``get_params`` lists only what was
+    set explicitly: an unset seed would leave every reference model on CatBoost's default.
+    Unless asked for, CatBoost writes no ``catboost_info/`` into the user's folder (parallel
+    workers would write it at once)."""
+    update: dict[str, Any] = {}
+    found = {"": est} | {k: v for k, v in params.items() if hasattr(v, "get_params")}
+    for key, obj in found.items():
+        if type(obj).__module__.split(".")[0] != "catboost":
+            continue
+        own = obj.get_params()
+        prefix = f"{key}__" if key else ""
+        if not any(k in own for k in _SEED_KEYS):
+            update[f"{prefix}random_seed"] = seed
+        if not any(k in own for k in _THREAD_KEYS):
+            update[f"{prefix}thread_count"] = threads
+        if "allow_writing_files" not in own and "train_dir" not in own:
+            update[f"{prefix}allow_writing_files"] = False
+    return update
 
 
 def _margins(final: Any, x: Any) -> np.ndarray | None:
