@@ -126,7 +126,7 @@ def test_cohort_from_a_users_csv(tmp_path: Path) -> None:
 
 
 def test_holdout_patients_get_no_exposure_and_measure_diagnostics(tmp_path: Path) -> None:
-    cfg = small_config(holdout_fraction=0.25, attacks=["lira", "rmia"])
+    cfg = small_config(holdout_fraction=0.25, attacks=["lira", "rmia", "rmia_online"])
     result = run_audit(cfg, tmp_path / "held")
     plan = np.load(tmp_path / "held" / "plan.npz")
     holdout = plan["holdout"]
@@ -134,6 +134,8 @@ def test_holdout_patients_get_no_exposure_and_measure_diagnostics(tmp_path: Path
     exposure = result.patients["exposure"].to_numpy()
     assert np.isnan(exposure[holdout]).all() and not np.isnan(exposure[~holdout]).any()
     assert not plan["keep"][:, holdout].any()
+    online = result.attacks["rmia_online"].exposure  # the held-out patients are its z
+    assert np.isnan(online[holdout]).all() and np.isfinite(online[~holdout]).all()
     at_least("mean AUROC on held-out patients", result.summary["diagnostic"]["auroc_mean"], 0.7)
 
 

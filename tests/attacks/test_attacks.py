@@ -457,6 +457,8 @@ def oracle_rmia(
                     p_out = statistics.fmean(zeroed[:top_k])
                 if online:
                     p_in = side_mean([float(probs[j, i, w]) for j in refs if keep[j, i]])
+                    if not keep[:, i].any():  # no model trained on it: P_IN is P_OUT
+                        p_in = p_out
                     ref = 0.5 * (p_in + p_out)
                 else:
                     ref = 0.5 * ((1 + a) * p_out + (1 - a))
@@ -502,6 +504,20 @@ def test_rmia_matches_per_record_loop(options, views):
     got = attacks.rmia(probs, keep, **as_options(attacks.RmiaOptions, options))
     want = oracle_rmia(probs, keep, **options)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("views", [1, 2])
+def test_online_rmia_against_held_out_population_records(views):
+    """Records no model trained on (an audit's held-out patients) have no IN side; as the
+    population z of online RMIA their reference probability is P_OUT, not undefined."""
+    _, keep, probs = make_world(m=8, n=32, v=views, seed=5)
+    held = np.arange(20, 32)
+    keep[:, held] = False
+    options = attacks.RmiaOptions(online=True)
+    got = attacks.rmia(probs, keep, population=held, options=options)
+    want = oracle_rmia(probs, keep, online=True, population=list(held))
+    np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+    assert np.isfinite(got[:, :20]).all()
 
 
 def test_rmia_population_mask_equals_indices_and_threads_agree():

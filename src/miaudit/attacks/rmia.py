@@ -15,7 +15,8 @@ plainly (or trimmed by ``trim`` at both ends, as ``scipy.stats.trim_mean``):
   did not train on x;
 - online:  Pr(x) = ½(P_IN(x) + P_OUT(x)). The two sides are averaged separately so the
   number of IN references (which, under a balanced plan, reveals whether the target
-  trained on x) cannot tilt Pr(x).
+  trained on x) cannot tilt Pr(x). A record no model trained on (a held-out population
+  record) has no IN side; every reference is an OUT model for it, so Pr(z) = P_OUT(z).
 
 This is *not* the top-k convention of the widely copied research code
 (``get_rmia_out_signals`` in ML Privacy Meter), which zeroes the IN references' values,
@@ -195,6 +196,10 @@ class _Job:
         self.a = a
         self.trim = trim
         self.scores = np.empty((rows.shape[0], self.n))
+        self.never_in: NDArray[np.intp] | None = None
+        if in_side is not None:
+            never = np.repeat(in_side.count == 0, self.v)
+            self.never_in = np.flatnonzero(never) if never.any() else None
 
     def score_target(self, j: int) -> None:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -205,6 +210,10 @@ class _Job:
             p_in = None
             if self.in_side is not None:
                 p_in = _side_mean(self.in_side, pt, own_in, self.trim)
+                if self.never_in is not None:
+                    # a record no model trained on (a held-out population record z) is a
+                    # non-member of every reference: its reference probability is P_OUT
+                    p_in[:, self.never_in] = p_out[:, self.never_in]
             ref = _reference_probability(p_out, p_in, float(self.a[j]))[0]
             np.divide(pt[0], ref, out=ref)
             if self.v == 1:
