@@ -520,6 +520,25 @@ def test_online_rmia_against_held_out_population_records(views):
     assert np.isfinite(got[:, :20]).all()
 
 
+@pytest.mark.parametrize("online", [True, False])
+@pytest.mark.parametrize("views", [1, 2])
+def test_lira_keeps_its_digits_for_a_target_far_from_near_constant_references(online, views):
+    """The O(1) leave-one-out SS' = SS − removed cancels when SS is almost all the target's
+    own term; those entries are recomputed, so scores of order 1e14 keep ≥ 9 digits."""
+    rng = np.random.default_rng(3)
+    m, n = 10, 12
+    keep = np.zeros((m, n), dtype=bool)
+    for j in range(n):
+        keep[rng.permutation(m)[: m // 2], j] = True
+    x = 1.0 + 1e-3 * rng.standard_normal((m, n, views))
+    x[2, :6] += 1e4  # one target far from references that vary by 1e-3
+    x[7, 6:] -= 3e3
+    got = attacks.lira(x, keep, options=attacks.LiraOptions(online=online))
+    want = oracle_lira(x, keep, online=online)
+    assert np.abs(got).max() > 1e13
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
 def test_rmia_population_mask_equals_indices_and_threads_agree():
     _, keep, probs = make_world(m=6, n=30, seed=9)
     idx = np.array([1, 4, 9, 16, 25])

@@ -133,6 +133,10 @@ class _Job:
         dev, removed = side.moments(xt, k, lo, hi)
         if fixed_var is None:
             var = side.variance(removed, k, lo, hi)
+            lost = side.cancelled(removed, k, lo, hi)
+            if lost is not None:
+                rows, flat = lost
+                var[rows, flat - lo] = side.exact_variance(self.rows[t0 + rows], flat)
             np.maximum(var, self.floor, out=var)
         else:
             var = fixed_var[t0:t1, None]

@@ -10,6 +10,10 @@ side's full mean μ, count c and sum of squared deviations SS (per record and vi
     mean' = μ − δ/(c − 1),  x − mean' = δ·c/(c − 1),  SS' = SS − δ·(x − mean').
 
 So each target costs a few array operations per record instead of a pass over M models.
+SS' subtracts two nearly equal numbers when the target lies far from references that
+barely vary (SS is then almost all the target's own term): where the subtraction keeps
+fewer than about six of the sixteen digits (SS' < 1e-6 · SS), SS' is recomputed by a
+direct two-pass sum over the side's other values (``exact_variance``).
 Medians and trimmed means come from one sort per record plus the target's rank in it.
 """
 
@@ -20,6 +24,8 @@ from numpy.typing import NDArray
 
 # Models x records per chunk when summing or sorting the references of every record.
 CHUNK_ELEMENTS = 1 << 16
+# SS' = SS − removed keeps ≥ ~10 significant digits while SS' ≥ this fraction of SS.
+CANCELLATION = 1e-6
 
 
 def _safe_inverse(den: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -42,9 +48,9 @@ class Side:
         self,
         values: NDArray[np.float64],
         mask: NDArray[np.bool_],
-        s1: NDArray[np.float64],
-        s2: NDArray[np.float64],
-        shift: NDArray[np.float64],
+        mu: NDArray[np.float64],
+        ss: NDArray[np.float64],
+        scale2: float,
         *,
         ddof: int,
     ) -> None:
@@ -52,12 +58,11 @@ class Side:
         self.r, self.n, self.v = r, n, v
         self.count = mask.sum(axis=0).astype(np.int64)
         c = np.repeat(self.count, v).astype(np.float64)
-        mean_d = s1 * _safe_inverse(c)
-        self.mu = shift + mean_d
-        self.ss = np.maximum(s2 - s1 * mean_d, 0.0)
+        self.mu = mu
+        self.ss = ss
         # mean squared deviation from each record's all-model mean: the scale below which a
         # pooled variance is rounding noise rather than spread
-        self.scale2 = float(s2.sum() / max(float(c.sum()), 1.0))
+        self.scale2 = scale2
         self.a = _safe_inverse(c - 1.0)
         self.inv0 = _safe_inverse(c - ddof)
         self.dinv = _safe_inverse(c - 1.0 - ddof) - self.inv0
@@ -140,6 +145,38 @@ class Side:
         h += self.inv0[lo:hi]
         var *= h
         return var
+
+    def cancelled(
+        self, removed: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+        """(tile rows, flat columns) where SS − removed loses its digits; None when nowhere."""
+        if k is None:
+            return None
+        bad = removed > (1.0 - CANCELLATION) * self.ss[lo:hi]
+        bad &= k > 0
+        if not bad.any():
+            return None
+        rows, cols = np.nonzero(bad)
+        return rows, cols + lo
+
+    def exact_variance(
+        self, models: NDArray[np.intp], flat: NDArray[np.intp]
+    ) -> NDArray[np.float64]:
+        """Variance (``ddof``) of the side's values at flat positions ``flat`` without model
+        ``models[i]``'s own value: a direct two-pass sum, for where the O(1) update cancels."""
+        n_idx, v_idx = np.divmod(flat, self.v)
+        out = np.empty(flat.shape[0])
+        step = max(1, CHUNK_ELEMENTS // max(self.r, 1))
+        for s in range(0, flat.shape[0], step):
+            sl = slice(s, s + step)
+            vals = self._values[:, n_idx[sl], v_idx[sl]]
+            keep = self._mask[:, n_idx[sl]] & (np.arange(self.r)[:, None] != models[sl][None, :])
+            cnt = keep.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(keep, vals, 0.0).sum(axis=0) / cnt
+                ss = np.where(keep, (vals - mean) ** 2, 0.0).sum(axis=0)
+                out[sl] = np.where(cnt - self.ddof > 0, ss / (cnt - self.ddof), 0.0)
+        return out
 
     def mean(
         self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
@@ -308,27 +345,51 @@ def build_sides(
     ddof: int = 1,
     want_in: bool = True,
 ) -> tuple[Side | None, Side]:
-    """IN and OUT tables from one pass over the models (centred per record for accuracy)."""
+    """IN and OUT tables from two passes over the models: each side's mean, then its sum of
+    squared deviations around that mean (the corrected two-pass algorithm of Chan, Golub and
+    LeVeque, 1983). One pass around a shared centre would cancel when one model lies far
+    from the others: the side without it then deviates from the centre by almost the same
+    amount everywhere."""
     r, n, v = values.shape
-    shift = values.mean(axis=0).reshape(n * v)
-    s1_in = np.zeros(n * v)
-    s2_in = np.zeros(n * v)
-    s1_all = np.zeros(n * v)
-    s2_all = np.zeros(n * v)
-    flat = values.reshape(r, n * v)
+    width = n * v
+    shift = values.mean(axis=0).reshape(width)
+    flat = values.reshape(r, width)
     step = max(1, CHUNK_ELEMENTS // r) * v
-    for lo in range(0, n * v, step):
-        hi = min(lo + step, n * v)
-        d = flat[:, lo:hi] - shift[lo:hi]
-        k = mask[:, lo // v : (hi + v - 1) // v]
-        k = np.repeat(k, v, axis=1) if v > 1 else k
-        dk = d * k
-        s1_in[lo:hi] = dk.sum(axis=0)
-        s1_all[lo:hi] = d.sum(axis=0)
-        dk *= d
-        s2_in[lo:hi] = dk.sum(axis=0)
+
+    def chunks():
+        for lo in range(0, width, step):
+            hi = min(lo + step, width)
+            k = mask[:, lo // v : (hi + v - 1) // v]
+            yield lo, hi, flat[:, lo:hi], (np.repeat(k, v, axis=1) if v > 1 else k)
+
+    sums = np.zeros((2, width))  # IN, all (around the shared centre)
+    scale_sums = np.zeros(2)  # Σ d² over IN and over all
+    for lo, hi, block, k in chunks():
+        d = block - shift[lo:hi]
+        sums[0, lo:hi] = (d * k).sum(axis=0)
+        sums[1, lo:hi] = d.sum(axis=0)
         d *= d
-        s2_all[lo:hi] = d.sum(axis=0)
-    out_side = Side(values, ~mask, s1_all - s1_in, s2_all - s2_in, shift, ddof=ddof)
-    in_side = Side(values, mask, s1_in, s2_in, shift, ddof=ddof) if want_in else None
+        scale_sums += ((d * k).sum(), d.sum())
+    c_in = np.repeat(mask.sum(axis=0), v).astype(np.float64)
+    c_out = r - c_in
+    mu_in = shift + sums[0] * _safe_inverse(c_in)
+    mu_out = shift + (sums[1] - sums[0]) * _safe_inverse(c_out)
+    ss = np.zeros((2, width))
+    residual = np.zeros((2, width))  # Σ (x − μ): the means' own rounding, added back below
+    for lo, hi, block, k in chunks():
+        for j, (mu, sel) in enumerate(((mu_in, k), (mu_out, ~k))):
+            e = np.where(sel, block - mu[lo:hi], 0.0)
+            first = e.sum(axis=0)
+            residual[j, lo:hi] = first
+            e *= e
+            ss[j, lo:hi] = e.sum(axis=0) - first * first * _safe_inverse(
+                c_in[lo:hi] if j == 0 else c_out[lo:hi]
+            )
+    np.maximum(ss, 0.0, out=ss)
+    mu_in += residual[0] * _safe_inverse(c_in)
+    mu_out += residual[1] * _safe_inverse(c_out)
+    scale_in = float(scale_sums[0] / max(float(c_in.sum()), 1.0))
+    scale_out = float((scale_sums[1] - scale_sums[0]) / max(float(c_out.sum()), 1.0))
+    out_side = Side(values, ~mask, mu_out, ss[1], scale_out, ddof=ddof)
+    in_side = Side(values, mask, mu_in, ss[0], scale_in, ddof=ddof) if want_in else None
     return in_side, out_side
