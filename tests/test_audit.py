@@ -160,3 +160,54 @@ def test_the_stored_summary_agrees_with_the_findings_of_the_run_files(
         assert stored["per_target"]["auc_mean"] == pytest.approx(
             found.metrics["per_target"]["auc_mean"], abs=STORED_AUC_TOLERANCE
         )
+
+
+def test_the_run_says_what_chance_gives_and_finds_memorised_patients_beyond_it(
+    finished: tuple[Path, object],
+) -> None:
+    from miaudit.findings import attack_findings
+    from miaudit.results.read import load_run
+
+    out, result = finished
+    run = load_run(out)
+    records = pd.read_parquet(out / "records.parquet")
+    patients = pd.read_parquet(out / "patients.parquet")
+    for name in run.attacks:
+        stored = result.summary["attacks"][name]["chance"]
+        assert stored["permutations"] == 20 and stored["fdr"] == 0.05
+        null = np.load(out / "scores" / f"{name}.null.npz", allow_pickle=False)
+        assert null["auc"].shape == (20, len(records))
+        found = attack_findings(run, name).chance
+        assert found is not None
+        assert found.summary() == stored  # the report's figures are the summary's
+        q, p = patients[f"q_{name}"].to_numpy(), patients[f"p_{name}"].to_numpy()
+        ok = ~np.isnan(p)
+        assert (q[ok] >= p[ok] - 1e-15).all() and ((p[ok] > 0) & (p[ok] <= 1)).all()
+        assert stored["beyond_chance"] == int(np.sum(q[ok] <= 0.05))
+        # the null counts lie below the observed ones on a cohort that leaks
+        assert stored["high_risk_null"]["0.8"] < result.summary["attacks"][name]["high_risk"]["0.8"]
+    np.testing.assert_array_equal(patients["q_value"], patients["q_lira"])
+    # the memorised patients have the smallest p-values, and some are found beyond chance
+    # (the models also leak ordinary patients, so not every discovery is a planted one)
+    cohort, planted = make_synthetic_tabular(**SYNTH)
+    memorised = planted_or_decoy(
+        np.concatenate([planted.atypical_patients, cohort.patient[planted.mislabelled_records]]),
+        cohort.num_patients,
+    )
+    is_memorised = patients["patient"].isin(memorised).to_numpy()
+    p_lira = patients["p_lira"].to_numpy()
+    at_least("AUC of -p, memorised vs others", roc_auc_score(is_memorised, -p_lira), 0.7)
+    found_memorised = int(np.sum(patients["q_lira"].to_numpy()[is_memorised] <= 0.05))
+    at_least("memorised patients found beyond chance", found_memorised, 2, strict=False)
+
+
+def test_without_permutations_the_run_has_no_chance_baseline(tmp_path: Path) -> None:
+    from miaudit.findings import attack_findings
+    from miaudit.results.read import load_run
+
+    out = tmp_path / "plain"
+    result = run_audit(small_config(null_permutations=0, attacks=["loss"]), out)
+    assert "chance" not in result.summary["attacks"]["loss"]
+    assert not (out / "scores" / "loss.null.npz").exists()
+    assert "q_value" not in result.patients.columns
+    assert attack_findings(load_run(out), "loss").chance is None

@@ -291,3 +291,42 @@ def test_the_gate_command_prints_each_check_and_exits_1_when_one_fails(
     assert "max_patients_above(0.9)" in r.stdout and "max_aggregate_auc" in r.stdout
     assert "Traceback" not in r.stderr
     assert digests(run) == before  # the gate only reads the run
+
+
+def tiny_audit(out: Path, **audit: object) -> dict:
+    """A real 16-model audit of a small synthetic cohort (seconds): its summary."""
+    from miaudit.audit import run_audit
+    from miaudit.config import parse_config
+
+    config = parse_config(
+        {
+            "cohort": {"synthetic": {"num_patients": 200, "num_features": 6, "seed": 3}},
+            "model": {"family": "logistic"},
+            "training": {"epochs": 20},
+            "audit": {"models": 16, "attacks": ["loss"], **audit},
+            "report": {"html": False},
+        }
+    )
+    return run_audit(config, out).summary
+
+
+def test_min_models_and_beyond_chance_checks_on_a_real_run(tmp_path: Path) -> None:
+    out = tmp_path / "real"
+    summary = tiny_audit(out)
+    beyond = summary["attacks"]["loss"]["chance"]["beyond_chance"]
+    passing = write(tmp_path, f"[policy]\nmin_models = 16\nmax_patients_beyond_chance = {beyond}\n")
+    assert [r.passed for r in evaluate(out, load_policy(passing))] == [True, True]
+    failing = write(
+        tmp_path, f"[policy]\nmin_models = 32\nmax_patients_beyond_chance = {beyond - 1}\n", "f.toml"
+    ) if beyond else write(tmp_path, "[policy]\nmin_models = 32\n", "f.toml")
+    checks = evaluate(out, load_policy(failing))
+    assert not any(r.passed for r in checks)
+    assert checks[0].value == 16 and "chance" in checks[0].message
+
+
+def test_beyond_chance_fails_a_run_without_a_null(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    tiny_audit(out, null_permutations=0)
+    policy = write(tmp_path, "[policy]\nmax_patients_beyond_chance = 1000\n")
+    (check,) = evaluate(out, load_policy(policy))
+    assert not check.passed and "null_permutations" in check.message

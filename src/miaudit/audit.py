@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit import attacks, risk
+from miaudit.chance import null_records, record_measure
 from miaudit.cohort import Cohort
 from miaudit.config import AuditConfig, AuditSpec, to_toml
 from miaudit.diagnostics import model_performance, summarise_performance
@@ -23,6 +24,13 @@ from miaudit.plan import MembershipPlan, make_plan
 from miaudit.results import layout as L
 from miaudit.results.store import RunStore, load_npz, write_npz
 from miaudit.results.write import write_outputs
+from miaudit.risk.chance import (
+    Chance,
+    NullRecords,
+    chance,
+    exact_record_p_values,
+    inflation,
+)
 from miaudit.runner import (
     ProgressSink,
     Silent,
@@ -61,7 +69,9 @@ def score_attacks(
     """Run every configured attack leave-one-model-out and turn scores into exposure.
 
     Held-out records (never IN for any model) get no score; they serve RMIA as population
-    records z, which is what the attack assumes population data to be.
+    records z, which is what the attack assumes population data to be. With
+    ``null_permutations`` each attack is rescored under that many shuffled memberships
+    (:mod:`miaudit.chance`) for its p-values, null counts and false-discovery control.
     """
     num_models = logits.shape[0]
     targets = np.arange(spec.targets or num_models)
@@ -71,11 +81,18 @@ def score_attacks(
         options: dict[str, Any] = {}
         if held and name.startswith("rmia"):
             options["population"] = np.flatnonzero(holdout_records)
-        scores = attacks.run_attack(name, logits, labels, record_keep, targets=targets, **options)
-        if held:
-            scores[:, holdout_records] = np.nan
+        scorer, measure = record_measure(
+            name,
+            logits,
+            labels,
+            targets,
+            method=spec.record_auc,
+            holdout_records=holdout_records,
+            **options,
+        )
+        scores = scorer(record_keep)
         membership = record_keep[targets]
-        record = risk.record_auc(scores, membership, method=spec.record_auc)
+        record = measure(record_keep, scores)
         exposure, se = risk.patient_exposure(
             record.auc,
             patient,
@@ -83,9 +100,58 @@ def score_attacks(
             se=record.se,
             num_patients=num_patients,
         )
-        metrics = attack_figures(scores, membership, exposure, tuple(spec.thresholds))
-        results[name] = AttackResult(name, targets, scores, record, exposure, se, metrics)
+        null = found = None
+        if spec.null_permutations:
+            null = null_records(
+                measure,
+                record_keep,
+                patient,
+                num_patients,
+                permutations=spec.null_permutations,
+                seed=spec.seed,
+                holdout_records=holdout_records,
+            )
+            exact = None
+            if not attacks.registry.get(name).references:
+                exact = exact_record_p_values(scores, membership)
+            found = chance_figures(spec, record, exposure, patient, num_patients, null, exact)
+        metrics = attack_figures(scores, membership, exposure, tuple(spec.thresholds), found)
+        metrics["record_auc"] = record.method
+        kappa = 1.0 if null is None else inflation(null, record.n_in, record.n_out)
+        low, high = risk.auc_score_interval(record.auc, record.n_in, record.n_out, inflation=kappa)
+        interval = risk.patient_interval(
+            record.auc, low, high, patient, how=spec.patient_aggregate, num_patients=num_patients
+        )
+        results[name] = AttackResult(
+            name, targets, scores, record, exposure, se, metrics, null, found, (low, high), interval
+        )
     return results
+
+
+def chance_figures(
+    spec: AuditSpec,
+    record: risk.RecordAUC,
+    exposure: np.ndarray,
+    patient: np.ndarray,
+    num_patients: int,
+    null: NullRecords,
+    exact_p: np.ndarray | None = None,
+) -> Chance:
+    """The run's chance figures of one attack, with the audit's aggregate, thresholds and FDR."""
+    return chance(
+        record.auc,
+        record.n_in,
+        record.n_out,
+        exposure,
+        patient,
+        num_patients,
+        null,
+        how=spec.patient_aggregate,
+        thresholds=spec.thresholds,
+        fdr=spec.fdr,
+        fdr_method=spec.fdr_method,
+        exact_p=exact_p,
+    )
 
 
 def _identity(config: AuditConfig, cohort: Cohort) -> dict[str, Any]:

@@ -179,28 +179,66 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     table.add_column("attack")
     table.add_column("aggregate AUC")
     table.add_column("TPR @ 0.1% FPR")
+    with_chance = any(m.get("chance") for m in summary["attacks"].values())
     for t in thresholds:
-        table.add_column(f"patients ≥ {t}")
+        table.add_column(f"patients ≥ {t}" + (" (chance)" if with_chance else ""))
+    if with_chance:
+        table.add_column("beyond chance")
     for name, m in summary["attacks"].items():
         agg = m["aggregate"]
+        chance = m.get("chance")
+        cells = []
+        for t in thresholds:
+            cell = str(m["high_risk"].get(t, "—"))
+            if chance:
+                cell += f" ({chance['high_risk_null'].get(t, math.nan):.1f})"
+            cells.append(cell)
         table.add_row(
             name,
             _fmt(agg["auc"]),
             _fmt(agg["tpr_at_fpr"].get("0.001")),
-            *[str(m["high_risk"].get(t, "—")) for t in thresholds],
+            *cells,
+            *([str(chance["beyond_chance"]) if chance else "—"] if with_chance else []),
         )
     console.print(table)
+    primary_chance = summary["attacks"][summary["primary_attack"]].get("chance")
+    if primary_chance:
+        console.print(
+            f"In brackets: patients a null with no membership effect puts there (mean of "
+            f"{primary_chance['permutations']} shuffles of membership). Beyond chance: "
+            f"patients exposed at a false-discovery rate of {primary_chance['fdr']:g} "
+            f"({primary_chance['fdr_method'].upper()})."
+        )
+        for t in thresholds:
+            null = primary_chance["high_risk_null"].get(t, 0.0)
+            seen = summary["attacks"][summary["primary_attack"]]["high_risk"].get(t, 0)
+            if null >= 1.0 and null >= 0.5 * seen:
+                console.print(
+                    f"[yellow]With {summary['models']} models the count at ≥ {t} is mostly "
+                    f"chance ({null:.1f} of {seen}); use the beyond-chance count or more "
+                    "models.[/]"
+                )
+    else:
+        console.print(
+            "[yellow]No chance baseline (audit.null_permutations = 0): the counts do not say "
+            "how many a null would give.[/]"
+        )
     primary = summary["primary_attack"]
     top = patients.sort_values([L.EXPOSURE, L.PATIENT], ascending=[False, True]).head(10)
     attr_cols = _attribute_columns(patients)
     t2 = Table(title=f"Most exposed patients ({primary})")
-    for col in ("patient id", "exposure", "± se", "records", *[c[5:] for c in attr_cols]):
+    has_q = L.Q_VALUE in patients.columns
+    has_interval = L.LOW in patients.columns
+    spread = "95% interval" if has_interval else "± se"
+    for col in ("patient id", "exposure", spread, *(["q"] if has_q else []), "records",
+                *[c[5:] for c in attr_cols]):
         t2.add_column(col)
     for _, row in top.iterrows():
         t2.add_row(
             str(row[L.PATIENT_ID]),
             _fmt(row[L.EXPOSURE]),
-            _fmt(row[L.SE]),
+            f"{_fmt(row[L.LOW])}–{_fmt(row[L.HIGH])}" if has_interval else _fmt(row[L.SE]),
+            *([_fmt(row[L.Q_VALUE], 4)] if has_q else []),
             str(row[L.RECORD_COUNT]),
             *[str(row[c]) for c in attr_cols],
         )
@@ -236,8 +274,10 @@ def sweep(
         table = run_sweep(cfg, spec, run_dir, force=force, progress=_RichProgress(bars))
     wanted = ["point", "parameters", "epsilon", "max_auc", "diagnostic_auroc", "attack_auc"]
     wanted += [c for c in table.columns if str(c).startswith("high_risk_0")]
+    wanted += ["highly_exposed_null", "beyond_chance"]
     columns = [c for c in wanted if c in table.columns]
-    headers = {"diagnostic_auroc": "diag. AUROC", "attack_auc": "attack AUC", "max_auc": "DP max AUC"}
+    headers = {"diagnostic_auroc": "diag. AUROC", "attack_auc": "attack AUC", "max_auc": "DP max AUC",
+               "highly_exposed_null": "chance ≥ 0.9", "beyond_chance": "beyond chance"}
     shown = Table(title=f"Sweep: {len(table)} points (full table in sweep.csv)")
     for col in columns:
         shown.add_column(headers.get(col, str(col).replace("high_risk_", "≥ ")))

@@ -16,7 +16,13 @@ max_aggregate_auc = 0.6
 max_tpr_at_fpr = { fpr = 0.001, tpr = 0.01 }
 max_subgroup_residual = 3.0     # |Pearson residual| in the most exposed top_fraction
 min_diagnostic_auroc = 0.7
+min_models = 32                 # below it, high-risk counts are mostly chance
+max_patients_beyond_chance = 0  # patients exposed beyond chance at the run's FDR
 ```
+
+``max_patients_beyond_chance`` counts the patients whose exposure survives the run's
+false-discovery control (``audit.fdr``, Benjamini–Hochberg by default) against its
+permutation null; a run without a null (``audit.null_permutations = 0``) fails it.
 """
 
 from __future__ import annotations
@@ -95,6 +101,8 @@ class Policy(FrozenStrict):
     )
     max_subgroup_residual: float | None = Field(None, gt=0.0)
     min_diagnostic_auroc: float | None = Field(None, ge=0.0, le=1.0)
+    min_models: int | None = Field(None, ge=2)
+    max_patients_beyond_chance: int | None = Field(None, ge=0)
     _source: str = PrivateAttr(default="policy")
 
     @model_validator(mode="after")
@@ -106,11 +114,13 @@ class Policy(FrozenStrict):
             or self.max_aggregate_auc is not None
             or self.max_subgroup_residual is not None
             or self.min_diagnostic_auroc is not None
+            or self.min_models is not None
+            or self.max_patients_beyond_chance is not None
         ):
             raise ValueError(
                 "the policy sets no limit; add at least one of max_patients_above, "
                 "max_share_above, max_aggregate_auc, max_tpr_at_fpr, max_subgroup_residual, "
-                "min_diagnostic_auroc"
+                "min_diagnostic_auroc, min_models, max_patients_beyond_chance"
             )
         return self
 
@@ -239,6 +249,43 @@ def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
         return cache[attack]
 
     results: list[CheckResult] = []
+
+    if policy.min_models is not None:
+        models = int(run.keep.shape[0])
+        results.append(
+            CheckResult(
+                "min_models",
+                models >= policy.min_models,
+                models,
+                policy.min_models,
+                "reference models of the run; fewer leave high-risk counts to chance",
+            )
+        )
+
+    if policy.max_patients_beyond_chance is not None:
+        name = "max_patients_beyond_chance"
+        found = figures().chance
+        if found is None:
+            results.append(
+                _undefined(
+                    name,
+                    policy.max_patients_beyond_chance,
+                    "the run has no chance baseline; rerun it with audit.null_permutations ≥ 1",
+                )
+            )
+        else:
+            n = found.beyond_chance
+            results.append(
+                CheckResult(
+                    name,
+                    n <= policy.max_patients_beyond_chance,
+                    n,
+                    policy.max_patients_beyond_chance,
+                    f"{n} of {defined.size} patients exposed beyond chance at FDR "
+                    f"{found.fdr:g} ({found.fdr_method.upper()}, {found.permutations} "
+                    f"permutations; {attack})",
+                )
+            )
 
     for limit in policy.max_patients_above:
         name = f"max_patients_above({limit.threshold:g})"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from miaudit import risk
+from miaudit.risk.chance import Chance, NullRecords
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,12 +28,23 @@ class AttackResult:
     exposure: np.ndarray  # [P]
     exposure_se: np.ndarray  # [P]
     metrics: dict[str, Any]
+    null: NullRecords | None = None  # record AUCs under permuted membership
+    chance: Chance | None = None  # p-values, null counts, discoveries (None: no null)
+    record_interval: tuple[np.ndarray, np.ndarray] | None = None  # [N] low, high
+    interval: tuple[np.ndarray, np.ndarray] | None = None  # [P] low, high of the exposure
 
 
 def attack_figures(
-    scores: np.ndarray, membership: np.ndarray, exposure: np.ndarray, thresholds: tuple[float, ...]
+    scores: np.ndarray,
+    membership: np.ndarray,
+    exposure: np.ndarray,
+    thresholds: tuple[float, ...],
+    chance: Chance | None = None,
 ) -> dict[str, Any]:
-    """The attack's summary figures: aggregate and per-target rates, and high-risk counts."""
+    """The attack's summary figures: aggregate and per-target rates, high-risk counts and,
+    with a permutation null, what chance gives (``chance``)."""
     metrics = risk.attack_metrics(scores, membership)
     metrics["high_risk"] = risk.high_risk_counts(exposure, thresholds=tuple(thresholds))
+    if chance is not None:
+        metrics["chance"] = chance.summary()
     return metrics

@@ -192,6 +192,12 @@ def _row(name: str, cfg: AuditConfig, result: AuditResult) -> dict[str, Any]:
         "attack_auc": summary["attacks"][primary]["aggregate"]["auc"],
         "highly_exposed": int(np.count_nonzero(defined >= HIGH_RISK)),
     }
+    chance = summary["attacks"][primary].get("chance")
+    # patients exposed beyond chance at the run's FDR; and what chance puts ≥ the headline level
+    row["beyond_chance"] = chance["beyond_chance"] if chance else np.nan
+    row["highly_exposed_null"] = (
+        chance["high_risk_null"].get(repr(float(HIGH_RISK)), np.nan) if chance else np.nan
+    )
     for t in summary.get("thresholds", []):
         row[f"high_risk_{t:g}"] = int(np.count_nonzero(defined >= t))
     row.update({

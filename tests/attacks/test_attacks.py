@@ -56,20 +56,46 @@ def oracle_lira(
     estimator="mean",
     ddof=1,
     min_std=1e-6,
+    balanced=True,
 ):
-    """Plain LiRA: for every target, record and view, statistics of the other models."""
+    """Plain LiRA: for every target, record and view, statistics of the other models.
+
+    ``balanced``: besides the target, its partner on the record's other side is left out:
+    the target being the r-th IN (OUT) model by index, the (r mod c)-th OUT (IN) model.
+    A shared (fixed) variance leaves out the target alone.
+    """
     m, n, v = x.shape
     targets = range(m) if targets is None else targets
     var_of = statistics.variance if ddof == 1 else statistics.pvariance
     need = 1 if fixed_variance else 2
+
+    def partner(t, i):
+        ins = [j for j in range(m) if keep[j, i]]
+        outs = [j for j in range(m) if not keep[j, i]]
+        mine, other = (ins, outs) if keep[t, i] else (outs, ins)
+        return other[mine.index(t) % len(other)] if other else None
+
     out = []
     for t in targets:
         refs = [j for j in range(m) if j != t]
         side_vals = {}
+        loo_vals = {}
         for side in ("in", "out"):
-            side_vals[side] = [
+            loo_vals[side] = [
                 [
                     [float(x[j, i, w]) for j in refs if bool(keep[j, i]) == (side == "in")]
+                    for w in range(v)
+                ]
+                for i in range(n)
+            ]
+            side_vals[side] = [
+                [
+                    [
+                        float(x[j, i, w])
+                        for j in refs
+                        if bool(keep[j, i]) == (side == "in")
+                        and not (balanced and j == partner(t, i))
+                    ]
                     for w in range(v)
                 ]
                 for i in range(n)
@@ -92,7 +118,7 @@ def oracle_lira(
                 everything = []
                 for i in range(n):
                     for w in range(v):
-                        vals = side_vals[side][i][w]
+                        vals = loo_vals[side][i][w]
                         everything += vals
                         if vals:
                             mu = statistics.fmean(vals)
@@ -263,7 +289,7 @@ def test_lira_agrees_with_textbook_implementation(online, fixed_variance, estima
         x,
         keep,
         options=attacks.LiraOptions(
-            online=online, fixed_variance=fixed_variance, estimator=estimator
+            online=online, fixed_variance=fixed_variance, estimator=estimator, balanced=False
         ),
     )
     for t in range(10):
@@ -286,7 +312,8 @@ def test_lira_separates_members_from_non_members():
 def test_lira_target_equals_leave_one_out_with_the_same_references():
     x, keep, _ = make_world(m=9, n=40, v=2, seed=2, balanced=False)
     for options in LIRA_CASES:
-        loo = attacks.lira(x, keep, targets=[4], **as_options(attacks.LiraOptions, options))[0]
+        textbook = attacks.LiraOptions(**options, balanced=False)
+        loo = attacks.lira(x, keep, targets=[4], options=textbook)[0]
         refs = [j for j in range(9) if j != 4]
         one = attacks.lira_target(
             x[4], x[refs], keep[refs], **as_options(attacks.LiraOptions, options)
@@ -307,9 +334,12 @@ def test_records_without_in_or_out_references_are_undefined_not_errors():
     offline = attacks.lira(x, keep, options=attacks.LiraOptions(online=False))
     assert np.isnan(online[:, 0]).all() and np.isnan(online[:, 1]).all()
     assert np.isfinite(offline[:, 0]).all() and np.isnan(offline[:, 1]).all()
-    # record 2 for target 0 keeps 1 IN reference: undefined with per-record variance ...
-    assert np.isnan(online[0, 2]) and np.isnan(online[1, 2])
-    assert np.isfinite(online[2:, 2]).all()
+    # record 2 keeps 1 IN reference for every target (its own or its partner left out):
+    # undefined with per-record variance ...
+    assert np.isnan(online[:, 2]).all()
+    # ... as for the two IN targets alone in the textbook leave-one-out
+    textbook = attacks.lira(x, keep, options=attacks.LiraOptions(balanced=False))
+    assert np.isnan(textbook[:2, 2]).all() and np.isfinite(textbook[2:, 2]).all()
     # ... but scored with a fixed variance, which needs one reference per side
     fixed = attacks.lira(x, keep, options=attacks.LiraOptions(fixed_variance=True))
     assert np.isfinite(fixed[:, 2]).all() and np.isnan(fixed[:, 0]).all()
@@ -691,6 +721,7 @@ def test_run_attack_computes_the_right_signal():
     expect = {
         "lira": attacks.lira(conf, keep, options=attacks.LiraOptions(online=True)),
         "lira_offline": attacks.lira(conf, keep, options=attacks.LiraOptions(online=False)),
+        "lira_textbook": attacks.lira(conf, keep, options=attacks.LiraOptions(balanced=False)),
         "rmia": attacks.rmia(prob, keep, options=attacks.RmiaOptions(online=False)),
         "rmia_online": attacks.rmia(prob, keep, options=attacks.RmiaOptions(online=True)),
         "loss": attacks.loss_attack(loss),

@@ -84,7 +84,7 @@ def test_run_attack_builds_the_options_from_keywords():
         prob, keep, population=[0, 3, 5], options=RmiaOptions(online=True, gamma=2.0)
     )
     np.testing.assert_array_equal(got, want)
-    with pytest.raises(InputError, match="accepted: fixed_variance, estimator, ddof, min_std, n_jobs"):
+    with pytest.raises(InputError, match="accepted: fixed_variance, balanced, estimator, ddof, min_std, n_jobs"):
         attacks.run_attack("lira", logits, labels, keep, online=False)
     with pytest.raises(InputError, match="accepted: gamma, a, trim, population, n_jobs"):
         attacks.run_attack("rmia", logits, labels, keep, estimator="median")

@@ -30,7 +30,9 @@ def scratch_registry(monkeypatch):
 
 def test_builtin_names_and_signals():
     assert registry.names() == attacks.ATTACKS
-    assert attacks.ATTACKS == ("lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence")
+    assert attacks.ATTACKS == (
+        "lira", "lira_offline", "rmia", "rmia_online", "loss", "confidence", "lira_textbook"
+    )
     assert attacks.SIGNAL_OF == {n: registry.get(n).signal for n in registry.names()}
     assert registry.get("lira_offline").fixed == {"online": False}
     assert "Carlini" in registry.get("lira").paper and "Zarifzadeh" in registry.get("rmia").paper

@@ -210,7 +210,8 @@ def test_the_attack_table_matches_the_scores(run: Path, page: _Page) -> None:
     for row, attack in zip(rows, ("lira", "loss"), strict=True):
         assert row[1] == f"{aggregate_auc(run, attack):.3f}"
         counts = [int(np.sum(patients[f"exposure_{attack}"] >= t)) for t in THRESHOLDS]
-        assert row[-1 - len(THRESHOLDS) : -1] == [str(c) for c in counts]
+        # the threshold counts, then "beyond chance" (— for a run without a null), the median
+        assert row[-2 - len(THRESHOLDS) : -2] == [str(c) for c in counts]
 
 
 def test_the_most_exposed_table_lists_the_top_patients_in_order(run: Path, page: _Page) -> None:
@@ -602,3 +603,32 @@ def test_the_report_renders_in_chromium_without_errors(
     ink = np.asarray(image) < 200
     assert ink.mean() > 0.03  # text and charts, not a blank page
     assert browser.errors(session) == []
+
+
+def test_the_headline_says_what_chance_gives_and_when_a_threshold_means_little(
+    tmp_path: Path,
+) -> None:
+    """8 models of a barely-leaking logistic model: the counts ≥ 0.9 are mostly chance."""
+    from miaudit.audit import run_audit
+    from miaudit.config import parse_config
+
+    config = parse_config(
+        {
+            "cohort": {"synthetic": {"num_patients": 300, "num_features": 6, "seed": 4}},
+            "model": {"family": "logistic"},
+            "training": {"epochs": 10},
+            "audit": {"models": 8, "attacks": ["loss"], "thresholds": [0.8, 0.9]},
+        }
+    )
+    out = tmp_path / "few"
+    summary = run_audit(config, out).summary
+    chance = summary["attacks"]["loss"]["chance"]
+    page = read_page((out / "report.html").read_text())
+    text = " ".join(page.headline_text.split())
+    null = chance["high_risk_null"]["0.9"]
+    assert f"puts {null:.1f} patients at AUC ≥ 0.9" in text
+    assert f"{chance['beyond_chance']} patient" in text and "Benjamini–Hochberg" in text
+    seen = summary["attacks"]["loss"]["high_risk"]["0.9"]
+    assert null >= 0.5 * seen  # the design: chance explains the count
+    assert "With 8 models, the count at AUC ≥ 0.9 is mostly chance" in text
+    assert "models would leave fewer than one patient above it by chance" in text

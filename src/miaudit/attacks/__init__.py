@@ -25,6 +25,7 @@ from miaudit.attacks import registry
 from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.lira import lira, lira_target
 from miaudit.attacks.options import LiraOptions, RmiaOptions, option_names
+from miaudit.attacks.pairwise import lira_pair_auc, supports
 from miaudit.attacks.registry import Attack
 from miaudit.attacks.rmia import calibrate_offline_a, rmia, rmia_target
 from miaudit.errors import InputError
@@ -36,9 +37,12 @@ __all__ = [
     "Attack",
     "LiraOptions",
     "RmiaOptions",
+    "attack_pairwise",
+    "attack_scorer",
     "calibrate_offline_a",
     "confidence_attack",
     "lira",
+    "lira_pair_auc",
     "lira_target",
     "loss_attack",
     "registry",
@@ -79,6 +83,11 @@ def run_attack(
     name fixes) or its other keywords (``population``, ``n_jobs``); unknown ones are refused
     with the list of accepted ones.
     """
+    return attack_scorer(name, logits, labels, targets=targets, **options)(keep)
+
+
+def _resolve(name: str, options: dict[str, object]) -> tuple[Attack, dict[str, object]]:
+    """The attack and its function's keywords (``options=`` built with what the name fixes)."""
     attack = registry.get(name)
     fixed = dict(attack.fixed)
     fields = () if attack.options is None else option_names(attack.options)
@@ -98,6 +107,53 @@ def run_attack(
     else:
         chosen = {k: v for k, v in options.items() if k in fields}
         keywords["options"] = attack.options(**chosen, **fixed)
+    return attack, keywords
+
+
+def attack_pairwise(
+    name: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    targets: ArrayLike | None = None,
+    **options: object,
+) -> Callable[[ArrayLike], tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]] | None:
+    """``keep -> (record AUC, n_in, n_out) [N]`` by the attack's leave-pair-out form, or None.
+
+    Attacks registered with a ``pairwise`` record AUC (LiRA, see
+    :mod:`miaudit.attacks.pairwise`) measure each record without the leave-one-out bias of
+    their target scores; the others, and options without a pairwise form, give None.
+    """
+    attack, keywords = _resolve(name, dict(options))
+    opts = keywords.get("options")
+    if attack.pairwise is None or not isinstance(opts, LiraOptions) or not supports(opts):
+        return None
+    arr = np.asarray(logits)
+    m, n = arr.shape[0], arr.shape[1]
+    attack.require(m)
+    signal = compute_signal(attack.signal, arr, labels)
+    pairwise = attack.pairwise
+
+    def measure(keep: ArrayLike):
+        return pairwise(signal, as_keep(keep, m, n), targets=targets, options=opts)
+
+    return measure
+
+
+def attack_scorer(
+    name: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    targets: ArrayLike | None = None,
+    **options: object,
+) -> Callable[[ArrayLike], NDArray[np.float64]]:
+    """``keep -> scores [T, N]`` of the named attack, its signal computed once.
+
+    What :func:`run_attack` does, split so that the chance baseline can score the same
+    signals under many permuted memberships without recomputing them.
+    """
+    attack, keywords = _resolve(name, options)
     arr = np.asarray(logits)
     if arr.ndim != 4:
         raise InputError(
@@ -107,8 +163,12 @@ def run_attack(
         )
     m, n = arr.shape[0], arr.shape[1]
     attack.require(m)
-    mask = as_keep(keep, m, n)
     signal = compute_signal(attack.signal, arr, labels)
-    if not attack.references:
-        return attack.function(signal, targets=targets, **keywords)
-    return attack.function(signal, mask, targets=targets, **keywords)
+
+    def score(keep: ArrayLike) -> NDArray[np.float64]:
+        mask = as_keep(keep, m, n)
+        if not attack.references:
+            return attack.function(signal, targets=targets, **keywords)
+        return attack.function(signal, mask, targets=targets, **keywords)
+
+    return score

@@ -8,7 +8,20 @@ confidence), the references are split into IN (trained on x) and OUT (not):
   confident on x than models that never saw it (Φ is the standard normal CDF, evaluated
   as ``scipy.special.log_ndtr``, accurate far into both tails).
 
-With V query views the per-view scores are averaged. Statistics are per record and view;
+With V query views the per-view scores are averaged.
+
+Leave-one-model-out (``lira``): every model is a target and its references are the others.
+The textbook way leaves out the target alone, so a target that trained on x is fitted
+against c_in − 1 IN and c_out OUT references and one that did not against c_in and
+c_out − 1: the smaller side's Gaussian is the worse fit and penalises the target on that
+side only, so members score lower than non-members even when nothing is learnt (record AUC
+below 0.5 under the null, at any number of models). The default (``balanced``) also leaves
+out one reference of the other side, the target's *partner* (chosen by model index, never by
+signal; see ``sides.partners``): every target then sees c_in − 1 IN and c_out − 1 OUT
+references, so under the null a member's score and a non-member's are the same function of
+exchangeable signals and the record AUC is centred on 0.5. ``balanced=False`` (attack
+``lira_textbook``) is the textbook estimator. A shared (``fixed_variance``) variance pools
+all records and leaves out the target alone; its asymmetry is one value in thousands. Statistics are per record and view;
 μ is the mean or the median (``estimator``) of that side's references; σ is always their
 spread around the mean: the sample variance with ``ddof`` (default 1; the reference code's
 ``np.std`` is ``ddof=0``, which ``ddof=0`` reproduces).
@@ -35,7 +48,7 @@ from miaudit.arrays import as_keep, as_model_array, as_one_model_array, as_targe
 from miaudit.attacks.counts import require_models
 from miaudit.attacks.options import LiraOptions
 from miaudit.attacks.parallel import resolve_jobs, run, tiles
-from miaudit.attacks.sides import Side, build_sides
+from miaudit.attacks.sides import Side, build_sides, partners
 from miaudit.errors import InputError
 
 # A pooled variance below this fraction of the side's mean squared deviation from each
@@ -68,8 +81,10 @@ class _Job:
         fixed_variance: bool,
         estimator: str,
         min_std: float,
+        mask: NDArray[np.bool_] | None = None,
     ) -> None:
         self.m, self.n, self.v = x.shape
+        self.mask = mask  # [M, N] keep, for balanced sides; None = the textbook removal
         self.x = x.reshape(self.m, self.n * self.v)
         self.rows = rows
         self.own_in = own_in  # [T, N] target trained on the record; None = not a reference
@@ -127,37 +142,68 @@ class _Job:
         t1: int,
         r0: int,
         r1: int,
+        partner: tuple[NDArray[np.float64], NDArray[np.intp]] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(signal − location, variance) of one side for a tile."""
+        """(signal − location, variance) of one side for a tile.
+
+        ``partner`` (balanced sides): the value and model left out where the target is on
+        the other side; then every entry leaves one value out (k = 1).
+        """
         lo, hi = r0 * self.v, r1 * self.v
-        dev, removed = side.moments(xt, k, lo, hi)
+        left_out = None  # [B, flat] model whose value is left out
+        if partner is None:
+            dev, removed = side.moments(xt, k, lo, hi)
+        else:
+            assert own is not None
+            own_flat = np.repeat(own, self.v, axis=1) if self.v > 1 else own
+            y, model = partner
+            z = np.where(own_flat, xt, y)
+            left_out = np.where(own_flat, self.rows[t0:t1, None], model)
+            dev, removed = side.moments_without(xt, z, lo, hi)
+            k = np.ones_like(xt)
         if fixed_var is None:
             var = side.variance(removed, k, lo, hi)
             lost = side.cancelled(removed, k, lo, hi)
             if lost is not None:
                 rows, flat = lost
-                var[rows, flat - lo] = side.exact_variance(self.rows[t0 + rows], flat)
+                models = (self.rows[t0 + rows] if left_out is None
+                          else left_out[rows, flat - lo])
+                mean, var[rows, flat - lo] = side.exact_moments(models, flat)
+                dev[rows, flat - lo] = xt[rows, flat - lo] - mean
             np.maximum(var, self.floor, out=var)
         else:
             var = fixed_var[t0:t1, None]
         if self.median:
-            dev = xt - side.median_of(xt, k, lo, hi)
+            dev = xt - side.median_of(xt if partner is None else z, k, lo, hi)
         return dev, var
+
+    def _partner(
+        self, t0: int, t1: int, r0: int, r1: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.intp]] | None:
+        """Each target's partner on the other side of each record, as (value, model) flat."""
+        if self.mask is None:
+            return None
+        model = partners(self.mask, self.rows[t0:t1], r0, r1)
+        if self.v > 1:
+            model = np.repeat(model, self.v, axis=1)
+        cols = np.arange(r0 * self.v, r1 * self.v)
+        return self.x[model, cols[None, :]], model
 
     def score_tile(self, t0: int, t1: int, r0: int, r1: int) -> None:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             lo, hi = r0 * self.v, r1 * self.v
             xt = self.x[self.rows[t0:t1], lo:hi]
             own_in, own_out, k_in, k_out = self._own(t0, t1, r0, r1)
+            partner = self._partner(t0, t1, r0, r1)
             dev_o, var_o = self._side(
-                self.out_side, xt, own_out, k_out, self.var_out, t0, t1, r0, r1
+                self.out_side, xt, own_out, k_out, self.var_out, t0, t1, r0, r1, partner
             )
             if self.in_side is None:
                 dev_o /= np.sqrt(var_o)
                 per_view = log_ndtr(dev_o)
             else:
                 dev_i, var_i = self._side(
-                    self.in_side, xt, own_in, k_in, self.var_in, t0, t1, r0, r1
+                    self.in_side, xt, own_in, k_in, self.var_in, t0, t1, r0, r1, partner
                 )
                 dev_o *= dev_o
                 dev_o /= var_o
@@ -171,6 +217,8 @@ class _Job:
                 score = per_view.reshape(t1 - t0, r1 - r0, self.v).mean(axis=2)
             else:
                 score = per_view
+            if partner is not None:  # both sides leave one out, whatever the target's side
+                own_out = own_in = np.ones_like(own_in)
             self.out_side.mark_undefined(score, self.need, own_out, r0, r1)
             if self.in_side is not None:
                 self.in_side.mark_undefined(score, self.need, own_in, r0, r1)
@@ -256,6 +304,7 @@ def lira(
         fixed_variance=opts.fixed_variance,
         estimator=opts.estimator,
         min_std=opts.min_std,
+        mask=mask if opts.balanced else None,
     )
     return job.run(jobs)
 

@@ -39,11 +39,16 @@ class LiraOptions:
     ``online``: compare the IN and OUT Gaussians (else one-sided against OUT only);
     ``fixed_variance``: one pooled variance per side and target instead of per record;
     ``estimator``: the side's location, "mean" or "median"; ``ddof``: 0 or 1 for the
-    variances; ``min_std``: floor of every standard deviation (> 0).
+    variances; ``min_std``: floor of every standard deviation (> 0); ``balanced``: in
+    leave-one-model-out scoring, every target sees as many references on each side whether
+    or not it trained on the record (one reference of the other side, its partner, is left
+    out too), which removes the textbook estimator's bias below 0.5 under the null (False:
+    the textbook leave-one-out of Carlini et al.'s code, kept for cross-checks).
     """
 
     online: bool = True
     fixed_variance: bool = False
+    balanced: bool = True
     estimator: Estimator = "mean"
     ddof: int = 1
     min_std: float = 1e-6
@@ -51,6 +56,7 @@ class LiraOptions:
     def __post_init__(self) -> None:
         _check_flag(self.online, "online")
         _check_flag(self.fixed_variance, "fixed_variance")
+        _check_flag(self.balanced, "balanced")
         if self.estimator not in ("mean", "median"):
             raise InputError(f"estimator: expected 'mean' or 'median', got {self.estimator!r}")
         if isinstance(self.ddof, bool | np.bool_) or self.ddof not in (0, 1):

@@ -33,6 +33,7 @@ from miaudit.attacks.baselines import confidence_attack, loss_attack
 from miaudit.attacks.counts import MIN_MODELS, require_models
 from miaudit.attacks.lira import lira
 from miaudit.attacks.options import LiraOptions, RmiaOptions
+from miaudit.attacks.pairwise import lira_pair_auc
 from miaudit.attacks.rmia import rmia
 from miaudit.errors import InputError
 from miaudit.signals import SIGNALS
@@ -66,6 +67,8 @@ class Attack:
     are plain keywords; ``fixed`` holds the options the name fixes (e.g. ``online=False``
     for "lira_offline"). ``per_side`` is the references a record
     needs on each side its score uses, given the options (see the module doc).
+    ``pairwise(signal, keep, *, targets, options)``: the attack's leave-pair-out record AUC
+    (``(auc, n_in, n_out)`` [N]), free of the leave-one-out bias of its target scores.
     """
 
     name: str
@@ -77,6 +80,7 @@ class Attack:
     references: bool = True
     min_models: int = MIN_MODELS
     per_side: int | Callable[[Mapping[str, Any]], int] = 1
+    pairwise: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and self.name.isidentifier()):
@@ -153,6 +157,7 @@ register(
         name="lira",
         function=lira,
         signal="logit_confidence",
+        pairwise=lira_pair_auc,
         fixed={"online": True},
         options=LiraOptions,
         per_side=_lira_per_side,
@@ -164,6 +169,7 @@ register(
         name="lira_offline",
         function=lira,
         signal="logit_confidence",
+        pairwise=lira_pair_auc,
         fixed={"online": False},
         options=LiraOptions,
         per_side=_lira_per_side,
@@ -208,5 +214,18 @@ register(
         references=False,
         per_side=0,
         paper=SONG_MITTAL_2021,
+    )
+)
+# The textbook leave-one-out online LiRA (biased below 0.5 under the null), for cross-checks
+# against published numbers and other implementations.
+register(
+    Attack(
+        name="lira_textbook",
+        function=lira,
+        signal="logit_confidence",
+        fixed={"online": True, "balanced": False},
+        options=LiraOptions,
+        per_side=_lira_per_side,
+        paper=CARLINI_2022,
     )
 )

@@ -13,7 +13,7 @@ So each target costs a few array operations per record instead of a pass over M 
 SS' subtracts two nearly equal numbers when the target lies far from references that
 barely vary (SS is then almost all the target's own term): where the subtraction keeps
 fewer than about six of the sixteen digits (SS' < 1e-6 · SS), SS' is recomputed by a
-direct two-pass sum over the side's other values (``exact_variance``).
+direct two-pass sum over the side's other values (``exact_moments``).
 Medians and trimmed means come from one sort per record plus the target's rank in it.
 """
 
@@ -133,6 +133,20 @@ class Side:
         removed *= k
         return dev, removed
 
+    def moments_without(
+        self, x: NDArray[np.float64], z: NDArray[np.float64], lo: int, hi: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """For flat slice [lo, hi): (x − mean'', removed SS) with one value z of the side left
+        out (z = x is the target's own; otherwise another model's, see ``partners``)."""
+        mu = self.mu[lo:hi]
+        dz = z - mu
+        dev = dz * self.a[lo:hi]
+        dev += x
+        dev -= mu
+        removed = dz * dz
+        removed *= self.a[lo:hi] + 1.0
+        return dev, removed
+
     def variance(
         self, removed: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
     ) -> NDArray[np.float64]:
@@ -159,13 +173,15 @@ class Side:
         rows, cols = np.nonzero(bad)
         return rows, cols + lo
 
-    def exact_variance(
+    def exact_moments(
         self, models: NDArray[np.intp], flat: NDArray[np.intp]
-    ) -> NDArray[np.float64]:
-        """Variance (``ddof``) of the side's values at flat positions ``flat`` without model
-        ``models[i]``'s own value: a direct two-pass sum, for where the O(1) update cancels."""
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(mean, variance with ``ddof``) of the side's values at flat positions ``flat``
+        without model ``models[i]``'s own value: direct two-pass sums, for where the O(1)
+        update cancels."""
         n_idx, v_idx = np.divmod(flat, self.v)
         out = np.empty(flat.shape[0])
+        means = np.empty(flat.shape[0])
         step = max(1, CHUNK_ELEMENTS // max(self.r, 1))
         for s in range(0, flat.shape[0], step):
             sl = slice(s, s + step)
@@ -176,7 +192,8 @@ class Side:
                 mean = np.where(keep, vals, 0.0).sum(axis=0) / cnt
                 ss = np.where(keep, (vals - mean) ** 2, 0.0).sum(axis=0)
                 out[sl] = np.where(cnt - self.ddof > 0, ss / (cnt - self.ddof), 0.0)
-        return out
+            means[sl] = mean
+        return means, out
 
     def mean(
         self, x: NDArray[np.float64], k: NDArray[np.float64] | None, lo: int, hi: int
@@ -336,6 +353,28 @@ class Side:
         fix *= k
         fix += full
         return fix
+
+
+def partners(
+    mask: NDArray[np.bool_], targets: NDArray[np.intp], r_lo: int, r_hi: int
+) -> NDArray[np.intp]:
+    """[B, r_hi − r_lo] the model left out of the *other* side of each target and record.
+
+    The partner of a target that is the r-th (by index) of a record's IN models is the
+    (r mod c_out)-th of its OUT models, and the reverse. It depends on indices only, never
+    on signals, so under the null every target's two sides are exchangeable samples of
+    c_in − 1 and c_out − 1 references whether it trained on the record or not.
+    """
+    k = mask[:, r_lo:r_hi]
+    order = np.argsort(k, axis=0, kind="stable")  # OUT models ascending, then IN ascending
+    c_in = k.sum(axis=0)
+    c_out = k.shape[0] - c_in
+    rank = np.where(k, np.cumsum(k, axis=0), np.cumsum(~k, axis=0)) - 1
+    own = k[targets]
+    r = rank[targets]
+    pos = np.where(own, r % np.maximum(c_out, 1), c_out + r % np.maximum(c_in, 1))
+    pos = np.minimum(pos, k.shape[0] - 1)
+    return np.take_along_axis(order, pos, axis=0)
 
 
 def build_sides(

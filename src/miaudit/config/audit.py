@@ -66,6 +66,19 @@ class AuditSpec(Strict):
     holdout_fraction: float = Field(
         0.0, ge=0.0, lt=0.9, description="patients no model trains on (diagnostic test set)"
     )
+    null_permutations: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="memberships shuffled among patients to measure what chance gives "
+        "(0: no chance baseline)",
+    )
+    fdr: float = Field(
+        0.05, gt=0.0, lt=1.0, description="false-discovery rate of 'exposed beyond chance'"
+    )
+    fdr_method: Literal["bh", "by"] = Field(
+        "bh", description="Benjamini–Hochberg, or Benjamini–Yekutieli (any dependence)"
+    )
     seed: int = 0
 
     @model_validator(mode="after")

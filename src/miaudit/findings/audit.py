@@ -14,6 +14,8 @@ from miaudit.findings.attack import AttackFindings, attack_findings
 from miaudit.findings.groups import HEADLINE_THRESHOLD, GroupFindings, group_findings
 from miaudit.results import layout as L
 from miaudit.results.read import RunFiles
+from miaudit.risk.chance import FDR_NAMES, Chance, models_for_threshold
+from miaudit.risk.intervals import measured_coverage
 
 __all__ = ["AuditFindings", "audit_findings", "ranked"]
 
@@ -53,27 +55,64 @@ def ranked(exposure: np.ndarray) -> np.ndarray:
     return idx[np.lexsort((idx, -exposure[idx]))]
 
 
-def headline(auc: float, exposure: np.ndarray, thresholds: list[float]) -> dict[str, Any]:
-    """The one sentence the page leads with, and the numbers in it."""
+def headline(
+    auc: float,
+    exposure: np.ndarray,
+    thresholds: list[float],
+    chance: Chance | None = None,
+    *,
+    models: int = 0,
+    records_per_patient: float = 1.0,
+) -> dict[str, Any]:
+    """The one sentence the page leads with, and the numbers in it.
+
+    Each level carries what chance gives there (``null``, the mean count over the
+    permutations, and ``beyond``, those of its patients exposed beyond chance at the run's
+    FDR); ``mostly_chance`` marks a level where the null accounts for half the count or
+    more, with the model count that would make chance put fewer than one patient there.
+    """
     defined = exposure[~np.isnan(exposure)]
     n = int(defined.size)
     high = [t for t in thresholds if t >= HEADLINE_THRESHOLD] or [max(thresholds)]
     levels = sorted({high[0], high[-1]})
-    parts = [
-        {
+    parts = []
+    for t in levels:
+        count = int(np.count_nonzero(defined >= t))
+        part: dict[str, Any] = {
             "threshold": t,
-            "count": int(np.count_nonzero(defined >= t)),
+            "count": count,
             "share": float(np.mean(defined >= t)) if n else math.nan,
         }
-        for t in levels
-    ]
-    return {
+        if chance is not None:
+            key = repr(float(t))
+            null = chance.high_risk_null[key]
+            part |= {
+                "null": null,
+                "null_upper": chance.high_risk_null_upper[key],
+                "beyond": chance.beyond_chance_above[key],
+                "mostly_chance": bool(null >= 1.0 and null >= 0.5 * count),
+                "models_needed": models_for_threshold(t, max(n, 1), records_per_patient)
+                if t > 0.5
+                else None,
+            }
+        parts.append(part)
+    out = {
         "auc": auc,
         "levels": parts,
         "n": n,
         "max": float(defined.max()) if n else math.nan,
         "undefined": int(exposure.size - n),
+        "models": models,
+        "chance": None,
     }
+    if chance is not None:
+        out["chance"] = {
+            "permutations": chance.permutations,
+            "beyond": chance.beyond_chance,
+            "fdr": chance.fdr,
+            "method": FDR_NAMES[chance.fdr_method],
+        }
+    return out
 
 
 def top_patients(run: RunFiles, top_patients: int) -> dict[str, Any]:
@@ -82,6 +121,12 @@ def top_patients(run: RunFiles, top_patients: int) -> dict[str, Any]:
     order = ranked(exposure)[:top_patients]
     attrs = run.attributes()
     others = [a for a in run.attacks if a != run.primary]
+    chance = run.summary["attacks"][run.primary].get("chance")
+    q = run.p_values(run.primary)[2] if chance else None
+    low = high = None
+    if L.low_column(run.primary) in run.patients.columns:
+        low = run.patients[L.low_column(run.primary)].to_numpy(np.float64)
+        high = run.patients[L.high_column(run.primary)].to_numpy(np.float64)
     rows = []
     for rank, p in enumerate(order, start=1):
         row = run.patients.iloc[p]
@@ -91,6 +136,9 @@ def top_patients(run: RunFiles, top_patients: int) -> dict[str, Any]:
                 "patient_id": str(row[L.PATIENT_ID]),
                 "exposure": float(exposure[p]),
                 "se": float(se[p]),
+                "q": None if q is None or np.isnan(q[p]) else float(q[p]),
+                "low": float(low[p]) if low is not None else None,
+                "high": float(high[p]) if high is not None else None,
                 "records": int(row[L.RECORD_COUNT]),
                 "others": [float(run.patients.at[p, L.exposure_column(a)]) for a in others],
                 "attributes": [attrs.at[p, c] for c in attrs.columns],
@@ -100,6 +148,10 @@ def top_patients(run: RunFiles, top_patients: int) -> dict[str, Any]:
         "rows": rows,
         "attributes": list(attrs.columns),
         "others": others,
+        "q": q is not None,
+        "interval": low is not None,
+        "coverage": measured_coverage(len(run.targets)),
+        "fdr": float(chance["fdr"]) if chance else None,
         "total": int(np.count_nonzero(~np.isnan(exposure))),
     }
 
@@ -165,7 +217,14 @@ def audit_findings(run: RunFiles, top: int = 25) -> AuditFindings:
         }
     return AuditFindings(
         attacks=attacks,
-        headline=headline(primary.auc, exposure, run.thresholds),
+        headline=headline(
+            primary.auc,
+            exposure,
+            run.thresholds,
+            primary.chance,
+            models=primary.models,
+            records_per_patient=float(run.patients[L.RECORD_COUNT].mean()),
+        ),
         top=top_patients(run, top),
         groups=group_findings(run),
         survival=survival,

@@ -41,6 +41,10 @@ def _attack_row(a: AttackFindings, thresholds: list[float]) -> dict[str, Any]:
         "auc_mean": per_target["auc_mean"],
         "auc_std": per_target["auc_std"],
         "high_risk": [(t, a.high_risk[repr(float(t))]) for t in thresholds],
+        "null": None
+        if a.chance is None
+        else [a.chance.high_risk_null[repr(float(t))] for t in thresholds],
+        "beyond": None if a.chance is None else a.chance.beyond_chance,
         "median": a.median,
         "max": a.max,
     }

@@ -68,6 +68,11 @@ REQUIRED = (SUMMARY, RUN, CONFIG, PLAN, RECORDS, PATIENTS, MODELS, TARGETS)
 """What every finished run holds; a reader refuses a directory that lacks one."""
 
 
+def null_file(attack: str) -> str:
+    """The attack's record AUCs under permuted membership (``auc``, ``n_in``, ``n_out`` [B, N])."""
+    return f"{SCORES}/{attack}.null.npz"
+
+
 def scores_file(attack: str) -> str:
     """Scores [T, N] of ``attack`` (float32 in a full audit, float64 in a deployed run)."""
     return f"{SCORES}/{attack}.npy"
@@ -95,6 +100,9 @@ ROLE = "role"
 MEMBER = "member"
 SCORE = "score"
 P_VALUE = "p_value"
+Q_VALUE = "q_value"
+LOW = "low"
+HIGH = "high"
 FPR = "fpr"
 MODEL = "model"
 TEST_AUROC = "test_auroc"
@@ -107,6 +115,26 @@ def record_auc_column(attack: str) -> str:
 
 def record_se_column(attack: str) -> str:
     return f"se_{attack}"
+
+
+def low_column(attack: str) -> str:
+    """Lower end of the 95 % interval of a record's AUC or a patient's exposure."""
+    return f"low_{attack}"
+
+
+def high_column(attack: str) -> str:
+    """Upper end of the 95 % interval of a record's AUC or a patient's exposure."""
+    return f"high_{attack}"
+
+
+def p_column(attack: str) -> str:
+    """A record's or patient's p-value of exposure beyond chance under ``attack``."""
+    return f"p_{attack}"
+
+
+def q_column(attack: str) -> str:
+    """A patient's false-discovery-adjusted p-value (q-value) under ``attack``."""
+    return f"q_{attack}"
 
 
 def exposure_column(attack: str) -> str:

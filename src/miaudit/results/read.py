@@ -19,6 +19,7 @@ from miaudit import risk
 from miaudit.errors import InputError
 from miaudit.results import layout as L
 from miaudit.results.store import load_npz
+from miaudit.risk.chance import NullRecords
 
 __all__ = ["RunFiles", "load_run", "patient_attributes"]
 
@@ -95,6 +96,51 @@ class RunFiles:
             self.patients[L.exposure_column(attack)].to_numpy(np.float64),
             self.patients[L.se_column(attack)].to_numpy(np.float64),
         )
+
+    def null(self, attack: str) -> NullRecords | None:
+        """``attack``'s record AUCs under permuted membership; None for a run without a null."""
+        self.check_attack(attack, "null")
+        path = self.path / L.null_file(attack)
+        if not path.is_file():
+            if self.summary["attacks"][attack].get("chance"):
+                raise InputError(
+                    f"{path}: missing, but the run's summary has a chance baseline for "
+                    f"{attack!r}; rerun `miaudit audit` on this run to rewrite it"
+                )
+            return None
+        arrays = load_npz(path)
+        shape = None
+        for key in ("auc", "n_in", "n_out"):
+            arr = arrays.get(key)
+            if arr is None or arr.ndim != 2 or arr.shape[1] != len(self.records):
+                raise InputError(
+                    f"{path}: array {key!r} missing or not [permutations, {len(self.records)}] "
+                    "(one value per record); rerun `miaudit audit` on this run to rewrite it"
+                )
+            if shape is not None and arr.shape != shape:
+                raise InputError(f"{path}: arrays of different shapes; rerun `miaudit audit`")
+            shape = arr.shape
+        return NullRecords(
+            auc=arrays["auc"].astype(np.float64),
+            n_in=arrays["n_in"].astype(np.int64),
+            n_out=arrays["n_out"].astype(np.int64),
+        )
+
+    def p_values(self, attack: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(record p [N], patient p [P], patient q [P]) of ``attack``'s chance baseline."""
+        out = []
+        for table, frame, column in (
+            (L.RECORDS, self.records, L.p_column(attack)),
+            (L.PATIENTS, self.patients, L.p_column(attack)),
+            (L.PATIENTS, self.patients, L.q_column(attack)),
+        ):
+            if column not in frame.columns:
+                raise InputError(
+                    f"{self.path / table}: column {column!r} missing, but the run has a chance "
+                    f"baseline for {attack!r}; rerun `miaudit audit` on this run to rewrite it"
+                )
+            out.append(frame[column].to_numpy(np.float64))
+        return out[0], out[1], out[2]
 
     def attributes(self) -> pd.DataFrame:
         """The patients' subgroup attributes (``attr_`` prefix removed), index 0..P-1."""

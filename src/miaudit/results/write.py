@@ -78,6 +78,10 @@ def build_tables(
     for name, r in results.items():
         records[L.record_auc_column(name)] = r.record.auc
         records[L.record_se_column(name)] = r.record.se
+        if r.record_interval is not None:
+            records[L.low_column(name)], records[L.high_column(name)] = r.record_interval
+        if r.chance is not None:
+            records[L.p_column(name)] = r.chance.record_p
     records[L.N_IN] = first.record.n_in.astype(np.int64)
     records[L.N_OUT] = first.record.n_out.astype(np.int64)
     records = pd.concat([records, _attributes(cohort.attributes)], axis=1)
@@ -89,9 +93,20 @@ def build_tables(
             L.SE: results[primary].exposure_se,
         }
     )
+    if results[primary].interval is not None:
+        patients[L.LOW], patients[L.HIGH] = results[primary].interval
+    top = results[primary].chance
+    if top is not None:
+        patients[L.P_VALUE] = top.patient_p
+        patients[L.Q_VALUE] = top.patient_q
     for name, r in results.items():
         patients[L.exposure_column(name)] = r.exposure
         patients[L.se_column(name)] = r.exposure_se
+        if r.interval is not None:
+            patients[L.low_column(name)], patients[L.high_column(name)] = r.interval
+        if r.chance is not None:
+            patients[L.p_column(name)] = r.chance.patient_p
+            patients[L.q_column(name)] = r.chance.patient_q
     patients = pd.concat([patients, _patient_attributes(cohort)], axis=1)
     return records, patients
 
@@ -112,6 +127,10 @@ def write_outputs(
     write_npy(store.file(L.TARGETS), first.targets.astype(np.int64))
     for name, r in results.items():
         write_npy(store.file(L.scores_file(name)), r.scores.astype(np.float32))
+        if r.null is not None:
+            write_npz(
+                store.file(L.null_file(name)), auc=r.null.auc, n_in=r.null.n_in, n_out=r.null.n_out
+            )
     write_parquet(store.file(L.RECORDS), records)
     write_parquet(store.file(L.PATIENTS), patients)
     write_csv(store.file(L.PATIENTS_CSV), patients)

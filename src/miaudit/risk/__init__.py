@@ -32,16 +32,23 @@ from miaudit.risk.curves import (
     roc,
     tpr_at_fpr,
 )
-from miaudit.risk.intervals import clopper_pearson
+from miaudit.risk.intervals import auc_score_interval, clopper_pearson
 from miaudit.risk.patient import (
     DEFAULT_RISK_THRESHOLDS,
     Survival,
     high_risk_counts,
     patient_exposure,
+    patient_interval,
     survival,
     top_exposed,
 )
-from miaudit.risk.record import DEFAULT_MODEL_COUNTS, RecordAUC, model_count_adequacy, record_auc
+from miaudit.risk.record import (
+    DEFAULT_MODEL_COUNTS,
+    RecordAUC,
+    model_count_adequacy,
+    pairwise_record_auc,
+    record_auc,
+)
 
 __all__ = [
     "DEFAULT_FPRS",
@@ -51,6 +58,7 @@ __all__ = [
     "Survival",
     "attack_metrics",
     "auc",
+    "auc_score_interval",
     "clopper_pearson",
     "curve_auc",
     "delong",
@@ -59,7 +67,9 @@ __all__ = [
     "epsilon_lower_bound_from_scores",
     "high_risk_counts",
     "model_count_adequacy",
+    "pairwise_record_auc",
     "patient_exposure",
+    "patient_interval",
     "record_auc",
     "roc",
     "survival",

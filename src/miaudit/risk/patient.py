@@ -92,6 +92,40 @@ class Survival:
     band: str = "clopper-pearson"
 
 
+def patient_interval(
+    record_auc: Any,
+    low: Any,
+    high: Any,
+    patient: Any,
+    *,
+    how: Literal["max", "mean"] = "max",
+    num_patients: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low [P], high [P]): each patient's exposure interval from their records' intervals.
+
+    ``how="max"``: the interval of the arg-max record (the record :func:`patient_exposure`
+    picks); with several records it covers less often than a record's own interval, because
+    the largest of k estimates is picked (``bench/bench_null.py --study coverage`` measures
+    it). ``how="mean"``: the means of the ends, which hold whenever every record's interval
+    does.
+    """
+    if how == "max":
+        _, lo = patient_exposure(record_auc, patient, how="max", se=low, num_patients=num_patients)
+        _, hi = patient_exposure(record_auc, patient, how="max", se=high, num_patients=num_patients)
+        return lo, hi
+    auc = as_vector(record_auc, "record_auc")
+    pat, n_patients = as_patient(patient, auc.size, num_patients)
+    ends = []
+    for end in (low, high):
+        e = np.asarray(end, dtype=np.float64)
+        valid = ~np.isnan(auc) & ~np.isnan(e)
+        counts = np.bincount(pat[valid], minlength=n_patients)
+        sums = np.bincount(pat[valid], weights=e[valid], minlength=n_patients)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ends.append(np.where(counts > 0, sums / counts, np.nan))
+    return ends[0], ends[1]
+
+
 def survival(
     exposure: Any,
     grid: Any = None,

@@ -19,6 +19,7 @@ from scipy import special
 from miaudit.errors import InputError
 from miaudit.risk._checks import is_whole, pairs
 from miaudit.risk.curves import auc_columns
+from miaudit.risk.intervals import hanley_mcneil_variance
 
 DEFAULT_MODEL_COUNTS: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
 
@@ -46,16 +47,10 @@ def _hanley_mcneil_se(auc: np.ndarray, n_in: np.ndarray, n_out: np.ndarray) -> n
     """Hanley & McNeil (1982) standard error, IN scores as the positive class.
 
     SE² = [A(1−A) + (n_in−1)(Q1−A²) + (n_out−1)(Q2−A²)] / (n_in·n_out),
-    Q1 = A/(2−A), Q2 = 2A²/(1+A). It is 0 at A = 0 or 1, where it understates uncertainty.
+    Q1 = A/(2−A), Q2 = 2A²/(1+A). It is 0 at A = 0 or 1, where it understates uncertainty
+    (the score interval of :mod:`miaudit.risk.intervals` does not).
     """
-    a = auc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q1 = a / (2.0 - a)
-        q2 = 2.0 * a * a / (1.0 + a)
-        var = (a * (1 - a) + (n_in - 1) * (q1 - a * a) + (n_out - 1) * (q2 - a * a)) / (
-            n_in * n_out
-        )
-    return np.sqrt(np.maximum(var, 0.0))
+    return np.sqrt(hanley_mcneil_variance(auc, n_in, n_out))
 
 
 def _empirical_block(s: np.ndarray, m: np.ndarray):
@@ -143,6 +138,20 @@ def record_auc(
         sl = slice(lo, lo + block)
         auc[sl], se[sl], n_in[sl], n_out[sl] = fn(s[:, sl], m[:, sl])
     return RecordAUC(auc=auc, se=se, n_in=n_in, n_out=n_out, method=method)
+
+
+def pairwise_record_auc(auc: Any, n_in: Any, n_out: Any) -> RecordAUC:
+    """A :class:`RecordAUC` from an attack's leave-pair-out record AUCs and target counts.
+
+    The AUC is the attack's own (see :mod:`miaudit.attacks.pairwise`); the standard error is
+    Hanley & McNeil's for its n_in × n_out pairs, as for the empirical method.
+    """
+    a = np.asarray(auc, dtype=np.float64)
+    i = np.asarray(n_in, dtype=np.int64)
+    o = np.asarray(n_out, dtype=np.int64)
+    defined = ~np.isnan(a) & (i > 0) & (o > 0)
+    se = np.where(defined, _hanley_mcneil_se(a, i, o), np.nan)
+    return RecordAUC(auc=a, se=se, n_in=i, n_out=o, method="leave-pair-out")
 
 
 def model_count_adequacy(
