@@ -321,3 +321,23 @@ def test_record_intervals_cover_the_true_auc_at_32_targets():
     rates = {g: np.mean(v) for g, v in covered.items()}
     assert min(rates.values()) >= 0.92, rates
     assert np.mean(list(rates.values())) >= 0.94, rates
+
+
+def test_exact_p_values_replace_the_pooled_ones_where_they_exist():
+    world = signal_world(8, 300, seed=3)
+    scores = world.signals[:, :, 0].copy()
+    scores[:, 7] = scores[0, 7]  # a record of ties keeps its pooled p-value
+    measure = _measure(world, None)
+    record = risk.record_auc(scores, world.keep)
+    null = null_records(measure, world.keep, world.patient, 300, permutations=4, seed=0)
+    exposure, _ = risk.patient_exposure(record.auc, world.patient, num_patients=300)
+    exact = exact_record_p_values(scores, world.keep)
+    found = chance(
+        record.auc, record.n_in, record.n_out, exposure, world.patient, 300, null, exact_p=exact
+    )
+    pooled = record_p_values(record.auc, record.n_in, record.n_out, null)
+    assert np.isnan(exact[7]) and found.record_p[7] == pooled[7]
+    ok = ~np.isnan(exact)
+    np.testing.assert_array_equal(found.record_p[ok], exact[ok])
+    # the exact and pooled p-values of the same records agree up to the pool's resolution
+    assert np.max(np.abs(exact[ok] - pooled[ok])) < 0.1

@@ -261,7 +261,7 @@ def chance(
     record_p = record_p_values(auc, n_in, n_out, null)
     if exact_p is not None:
         exact = np.asarray(exact_p, dtype=np.float64)
-        record_p = np.where(np.isnan(exact) | np.isnan(record_p), record_p, exact)
+        record_p = np.where(np.isnan(exact), record_p, exact)
     patient_p = simes(record_p, patient, num_patients)
     return chance_from(
         record_p,
