@@ -13,6 +13,7 @@ compared, and report.html is compared with its one timestamp ("run created ...")
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -162,11 +163,21 @@ def assert_only_complete_files(run: Path, baseline: Path) -> None:
     """After a kill every file under a final name is whole: the same bytes as the baseline's."""
     for path in run.rglob("*"):
         rel = path.relative_to(run)
-        if path.is_dir() or path.name.startswith(".") or path.name in ("run.json", "run.lock"):
+        if path.is_dir() or path.name.startswith(".") or path.name in (
+            "run.json", "run.lock", "manifest.json"
+        ):
             continue
         assert content(path) == content(baseline / rel), f"partial file {rel}"
     if (run / "run.json").exists():
         json.loads((run / "run.json").read_text())
+    if (run / "manifest.json").exists():
+        # the manifest (hashes, the run record's with its times) is whole, and names no file
+        # that is not there with those bytes, except the run record it is written with
+        manifest = json.loads((run / "manifest.json").read_text())
+        for rel, digest in manifest["files"].items():
+            accepted = [digest] if isinstance(digest, str) else digest  # [old, new] mid-write
+            if rel != "run.json" and (run / rel).exists():
+                assert hashlib.sha256((run / rel).read_bytes()).hexdigest() in accepted, rel
 
 
 def test_kill_at_ten_random_points_then_resume_gives_identical_results(setup: Setup) -> None:
@@ -235,20 +246,21 @@ def test_a_kill_while_force_clears_an_old_run_never_adopts_its_shards(tmp_path: 
     with RunStore.open(run, identity=old) as store:
         store.write_shard(np.arange(2), np.zeros((2, 3, 1, 2), np.float32))
         write_npz(store.file("plan.npz"), keep=np.ones((4, 3), bool))
-    real_rmtree = shutil.rmtree
+    real_unlink = Path.unlink
     calls = []
 
     def dies_after_first(path: Path, *args: object, **kwargs: object) -> None:
-        calls.append(Path(path).name)
-        real_rmtree(path)
-        raise KeyboardInterrupt  # stands in for SIGKILL after the first folder is gone
+        calls.append(path.name)
+        real_unlink(path, *args, **kwargs)
+        if path.name != "run.lock":
+            raise KeyboardInterrupt  # stands in for SIGKILL after the first file is gone
 
-    shutil.rmtree = dies_after_first  # type: ignore[assignment]
+    Path.unlink = dies_after_first  # type: ignore[assignment,method-assign]
     try:
         with pytest.raises(KeyboardInterrupt), RunStore.open(run, identity=new, force=True):
             pass
     finally:
-        shutil.rmtree = real_rmtree
+        Path.unlink = real_unlink  # type: ignore[method-assign]
     assert calls  # the clearing was interrupted part-way
     # the record still names the old run: without --force the new run is refused ...
     with pytest.raises(InputError, match="different training_hash"), RunStore.open(run, identity=new):

@@ -330,3 +330,16 @@ def test_beyond_chance_fails_a_run_without_a_null(tmp_path: Path) -> None:
     policy = write(tmp_path, "[policy]\nmax_patients_beyond_chance = 1000\n")
     (check,) = evaluate(out, load_policy(policy))
     assert not check.passed and "null_permutations" in check.message
+
+
+@pytest.mark.parametrize("record", [{"complete": False}, {}])
+def test_an_incomplete_run_is_refused(tmp_path: Path, record: dict) -> None:
+    import json
+
+    run = make_fake_run(tmp_path)
+    data = json.loads((run / "run.json").read_text())
+    data.pop("complete")
+    (run / "run.json").write_text(json.dumps({**data, **record}))
+    policy = write(tmp_path, "[policy]\nmax_aggregate_auc = 1.0\n")
+    with pytest.raises(InputError, match="the run is not complete"):
+        evaluate(run, load_policy(policy))

@@ -10,7 +10,9 @@ in the user's folder (inputs, configs, the existing run) are unchanged and nothi
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -71,6 +73,25 @@ attacks = ["loss", "rmia"]
 {audit_extra}
 [report]
 html = false
+"""
+
+
+SWEEP_CONFIG = """\
+[cohort]
+path = "data/visits.csv"
+label = "admitted"
+patient_id = "subject_id"
+record_id = "visit_id"
+
+[model]
+family = "mlp"
+
+[audit]
+models = 4
+attacks = ["loss"]
+
+[sweep]
+widths = [4]
 """
 
 
@@ -299,6 +320,34 @@ CASES = [
          argv=["audit", "config.toml", "--out", "data"]),
     Case("damaged run record", ["runs/damaged/run.json: damaged run record", "--force"],
          argv=["audit", "config.toml", "--out", "runs/damaged"]),
+    # -- folders miaudit does not own: refused before anything is written ----------------
+    *[Case(f"--out holding {what}", ["runs/mine: folder is not empty and holds no miaudit run",
+                                      "never deletes or replaces"],
+           files={f"runs/mine/{k}": v for k, v in files.items()},
+           argv=["audit", "config.toml", "--out", "runs/mine", *force])
+      for what, files, force in (
+          ("a stray run.lock and the user's config", {"run.lock": b"", "config.toml": b"x=1\n"}, []),
+          ("a run.json that is null", {"run.json": b"null"}, []),
+          ("a run.json that is a list", {"run.json": b"[]"}, ["--force"]),
+          ("another tool's run.json", {"run.json": b'{"tool": "other", "identity": 3}'},
+           ["--force"]),
+          ("the user's notes, with --force", {"notes.md": b"mine", "src/analysis.py": b"1"},
+           ["--force"]),
+      )],
+    Case("a run file the user changed", ["runs/existing: summary.json changed since miaudit wrote",
+                                         "never replaces a file it did not write"],
+         setup=lambda root: (root / "runs/existing/summary.json").write_text("{}")),
+    Case("a run file the user changed, with --force",
+         ["summary.json changed since miaudit wrote"],
+         setup=lambda root: (root / "runs/existing/summary.json").write_text("{}"),
+         argv=["audit", "config.toml", "--out", "runs/existing", "--force"]),
+    Case("a user's file under a run's name", ["runs/existing: report.html changed since",
+                                              "or miaudit never wrote it"],
+         files={"runs/existing/report.html": b"<p>my notes</p>"}),
+    Case("sweep into the user's folder", ["sweeps: folder is not empty and holds no miaudit "
+                                          "sweep", "sweep.csv"],
+         files={"sweeps/sweep.csv": b"a,b\n1,2\n", "sweep.toml": SWEEP_CONFIG.encode()},
+         argv=["sweep", "sweep.toml", "--out", "sweeps"]),
     # -- images -----------------------------------------------------------------------------
     Case("image file is not an image", ["r3.png", "index.csv", "data row 4", "not a readable image"],
          files=image_folder(broken=3),
@@ -420,10 +469,19 @@ def test_a_plain_subprocess_says_the_same_as_the_zygote(case_world: World) -> No
 def test_a_run_file_holding_a_pickle_is_never_unpickled(
     case_world: World, target: str, key: str
 ) -> None:
-    """A tampered plan or shard is refused by name; its payload never runs."""
+    """A tampered plan or shard is refused by name; its payload never runs.
+
+    The tamperer also rewrites the manifest's hash of the file (else the run refuses the
+    changed file before reading it, see the ownership tests), so the reader's own refusal of
+    pickles is what is tested.
+    """
     root = case_world.root
-    target = str(next((root / "runs/existing").glob(target)).relative_to(root / "runs/existing"))
-    pickled_npz(root / "runs/existing" / target, root / "pwned", key)
+    run = root / "runs/existing"
+    target = str(next(run.glob(target)).relative_to(run))
+    pickled_npz(run / target, root / "pwned", key)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"][target] = hashlib.sha256((run / target).read_bytes()).hexdigest()
+    (run / "manifest.json").write_text(json.dumps(manifest))
     before = tree_state(root)
     r = case_world.zygote.start(["audit", "config.toml", "--out", "runs/existing"], cwd=root,
                                 logs=case_world.logs / "npz", env={"HOME": str(case_world.logs)})
@@ -435,9 +493,11 @@ def test_a_run_file_holding_a_pickle_is_never_unpickled(
     after = tree_state(root)
     # the data, the tampered file and the shards are as they were. The rerun had begun before
     # the plan or shard was read: run.json now says "complete": false, and config.toml was
-    # rewritten (with this copy's folder in its cohort path)
+    # rewritten (with this copy's folder in its cohort path), both recorded in the manifest
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-    assert changed <= {"runs/existing/run.json", "runs/existing/config.toml"}, changed
+    assert changed <= {
+        "runs/existing/run.json", "runs/existing/config.toml", "runs/existing/manifest.json"
+    }, changed
 
 
 def test_with_redact_no_patient_or_record_id_reaches_output_or_run_files(case_world: World) -> None:
@@ -459,3 +519,64 @@ def test_with_redact_no_patient_or_record_id_reaches_output_or_run_files(case_wo
         values = {str(v) for c in frame.columns if frame[c].dtype == object for v in frame[c]}
         assert not ids & values, f"{path.name} holds real ids"
     assert "Most exposed patients" in r.stdout  # the table was printed, with pseudonyms
+
+
+# -- the user's files: never deleted, never replaced ---------------------------------------
+
+
+def _state(paths: list[Path]) -> dict[str, tuple[str, int]]:
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode & 0o777)
+        for p in paths
+    }
+
+
+def test_force_replaces_the_run_and_keeps_every_file_of_the_users(case_world: World) -> None:
+    root = case_world.root
+    run = root / "runs/existing"
+    mine = {"notes.md": b"my notes", "figures/plot.png": b"\x89PNG...", "src/analysis.py": b"1",
+            "figures/deep/table.csv": b"a\n"}
+    for rel, content in mine.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(content)
+    os.chmod(run / "notes.md", 0o640)
+    before = _state([run / rel for rel in mine])
+    old_scores = sorted(p.name for p in (run / "scores").iterdir())
+    assert "rmia.npy" in old_scores
+    # --force with fewer attacks: the old run's files go, the user's stay, no stale scores
+    (root / "fewer.toml").write_text(config().replace('["loss", "rmia"]', '["loss"]'))
+    r = case_world.zygote.start(["audit", "fewer.toml", "--out", "runs/existing", "--force"],
+                                cwd=root, logs=case_world.logs / "force",
+                                env={"HOME": str(case_world.logs)})
+    assert r.returncode == 0, r.stderr
+    assert _state([run / rel for rel in mine]) == before
+    assert not (run / "scores/rmia.npy").exists() and (run / "scores/loss.npy").is_file()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert not any(rel.startswith(("notes", "figures", "src")) for rel in manifest["files"])
+
+
+def test_rescoring_with_fewer_attacks_removes_the_old_scores(case_world: World) -> None:
+    root = case_world.root
+    run = root / "runs/existing"
+    (run / "scores/mine.npy").write_bytes(b"user's")  # not miaudit's: stays
+    (root / "fewer.toml").write_text(config().replace('["loss", "rmia"]', '["loss"]'))
+    r = case_world.zygote.start(["audit", "fewer.toml", "--out", "runs/existing"], cwd=root,
+                                logs=case_world.logs / "fewer", env={"HOME": str(case_world.logs)})
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (run / "scores").iterdir())
+    assert "rmia.npy" not in names and "rmia.null.npz" not in names
+    assert {"loss.npy", "loss.null.npz", "mine.npy"} <= set(names)
+
+
+def test_new_folders_of_a_run_and_a_sweep_are_owner_only(case_world: World) -> None:
+    root = case_world.root
+    (root / "sweep.toml").write_text(SWEEP_CONFIG)
+    for argv in (["audit", "config.toml", "--out", "new/deep/run"],
+                 ["sweep", "sweep.toml", "--out", "fresh/sweep"]):
+        r = case_world.zygote.start(argv, cwd=root, logs=case_world.logs / argv[0],
+                                    env={"HOME": str(case_world.logs)})
+        assert r.returncode == 0, r.stderr
+    for folder in ("new", "new/deep", "new/deep/run", "fresh", "fresh/sweep"):
+        assert (root / folder).stat().st_mode & 0o777 == 0o700, folder
+    for path in (root / "fresh").rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0, path

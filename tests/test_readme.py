@@ -35,7 +35,11 @@ def test_readme_configs_are_valid() -> None:
     assert len(blocks) >= 2
     for block in blocks:
         data = tomllib.loads(block)
-        if "target" in data:  # miaudit audit-model
+        if "policy" in data:  # miaudit gate
+            from miaudit.gate import Policy
+
+            Policy.model_validate(data["policy"])
+        elif "target" in data:  # miaudit audit-model
             parse_deployed_config(data, "README.md")
         else:
             parse_config(data, "README.md")

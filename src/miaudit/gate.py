@@ -237,6 +237,12 @@ def evaluate(run_dir: Path | str, policy: Policy) -> list[CheckResult]:
     a release gate never passes what it could not measure.
     """
     run = load_run(run_dir)
+    if not run.complete:
+        raise InputError(
+            f"{run.path / 'run.json'}: the run is not complete (it is being rerun, or was "
+            "stopped before it finished writing its results), so its files may mix two "
+            "scorings; finish it with `miaudit audit` on the same --out, then gate it"
+        )
     attack = policy.attack or run.primary
     run.check_attack(attack, f"{policy.source}: key 'policy.attack'")
     exposure, _ = run.exposure(attack)

@@ -215,7 +215,9 @@ def train_missing(
 def finish_run(
     store: RunStore, report: ReportSpec, timings: Timings, progress: ProgressSink
 ) -> None:
-    """Draw the report (when asked), mark the run complete with its timings."""
+    """Mark the run complete (its files all describe this scoring), draw the report (when
+    asked) and record the timings. The report reads the run as complete, as a rebuild will."""
+    store.update_run_record(complete=True)
     if report.html:
         build_report(store.path, top_patients=report.top_patients)
     progress.advance()

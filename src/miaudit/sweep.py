@@ -13,6 +13,7 @@ points at the end of every run.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
 from miaudit.report import charts
 from miaudit.results import layout as L
+from miaudit.results.ownership import Manifest, owning, start
 from miaudit.results.read import patient_attributes
-from miaudit.results.store import load_npz
+from miaudit.results.store import load_npz, make_dirs
 from miaudit.results.write import write_sweep
 from miaudit.runner import ProgressSink
 from miaudit.training.dp import DPSpec, privacy_report
@@ -244,7 +246,7 @@ def run_sweep(
     """
     out = Path(out)
     points = sweep_points(config, sweep)
-    out.mkdir(parents=True, exist_ok=True)
+    manifest = own_sweep_folder(out)
     rows, curves = [], {}
     for name, cfg in points:
         result = run_audit(cfg, out / name, force=force, progress=progress)
@@ -259,8 +261,38 @@ def run_sweep(
                  "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
                  "single (ε, δ) pair",
     }
-    write_sweep(out, table, meta, sweep_chart(table, {k: v[0] for k, v in curves.items()}))
+    with owning(manifest):
+        write_sweep(out, table, meta, sweep_chart(table, {k: v[0] for k, v in curves.items()}))
     return table
+
+
+def own_sweep_folder(out: Path) -> Manifest:
+    """The sweep folder's manifest; a folder that is neither new, empty nor a sweep is refused.
+
+    A sweep folder holds the sweep's files and one run folder per point (each with its own
+    manifest); anything else in a folder without a manifest means it is the user's.
+    """
+    legacy = False
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory; choose another --out")
+    if out.is_dir():
+        found = Manifest.load(out)
+        try:
+            legacy = found is None and isinstance(
+                json.loads((out / L.SWEEP_JSON).read_text(encoding="utf-8")), dict
+            )
+        except (OSError, ValueError):
+            legacy = False
+        names = [c.name for c in out.iterdir()]
+        if names and found is None and not legacy:
+            raise InputError(
+                f"{out}: folder is not empty and holds no miaudit sweep (no manifest.json; it has "
+                f"{', '.join(sorted(names)[:3])}{', …' if len(names) > 3 else ''}); choose a new "
+                "or empty folder for --out (miaudit never replaces files it did not write)"
+            )
+    make_dirs(out)
+    sweep_files = [L.SWEEP_TABLE, L.SWEEP_CSV, L.SWEEP_JSON, L.SWEEP_CHART]
+    return start(out, "sweep", [out / n for n in sweep_files] if legacy else None)
 
 
 def sweep_chart(table: pd.DataFrame, survival: dict[str, risk.Survival], *, chart_id: str = "sweep") -> str:

@@ -632,3 +632,12 @@ def test_the_headline_says_what_chance_gives_and_when_a_threshold_means_little(
     assert null >= 0.5 * seen  # the design: chance explains the count
     assert "With 8 models, the count at AUC ≥ 0.9 is mostly chance" in text
     assert "models would leave fewer than one patient above it by chance" in text
+
+
+def test_an_incomplete_run_is_marked_as_such(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path)
+    assert 'id="incomplete"' not in build_report(run).read_text()
+    data = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**data, "complete": False}))
+    html = build_report(run).read_text()
+    assert 'id="incomplete"' in html and "This run is not complete." in html

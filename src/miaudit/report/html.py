@@ -22,6 +22,7 @@ from miaudit.report import charts
 from miaudit.report.deployed import render_deployed
 from miaudit.report.page import environment, group_sections, rate_label
 from miaudit.results import layout as L
+from miaudit.results.ownership import owning_run_folder
 from miaudit.results.read import RunFiles, load_run
 from miaudit.results.store import write_text
 
@@ -107,6 +108,7 @@ def _context(run: RunFiles, top_patients: int) -> dict[str, Any]:
         "redacted": bool(summary.get("redacted", False)),
         "patient_aggregate": summary.get("patient_aggregate", "max"),
         "record_auc": summary.get("record_auc", "empirical"),
+        "incomplete": not run.complete,
     }
 
 
@@ -137,5 +139,6 @@ def build_report(run_dir: Path, *, out: Path | None = None, top_patients: int = 
     path = Path(out) if out is not None else run.path / L.REPORT
     if path.is_dir():
         path = path / L.REPORT
-    write_text(path, html)
+    with owning_run_folder(run.path, path):
+        write_text(path, html)
     return path

@@ -28,6 +28,8 @@ import re
 # --------------------------------------------------------------------------- files
 
 RUN = "run.json"
+MANIFEST = "manifest.json"
+"""Every file miaudit wrote in the folder, with its SHA-256 (``results/ownership.py``)."""
 """The run record: identity (training hash, data fingerprint, models), version, timings."""
 LOCK = "run.lock"
 CONFIG = "config.toml"

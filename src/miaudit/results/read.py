@@ -41,6 +41,12 @@ class RunFiles:
     _membership: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def complete(self) -> bool:
+        """Whether the run finished: its record says so (a run being rerun, or killed while
+        writing its results, says ``complete: false`` and may mix two scorings)."""
+        return self.run.get("complete") is True
+
+    @property
     def attacks(self) -> list[str]:
         return list(self.summary["attacks"])
 

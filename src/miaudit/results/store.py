@@ -14,7 +14,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -27,9 +26,19 @@ import pandas as pd
 
 from miaudit import __version__
 from miaudit.errors import InputError
+from miaudit.results import layout as L
 from miaudit.results.layout import LOCK as LOCK_FILE
 from miaudit.results.layout import RUN as RUN_FILE
 from miaudit.results.layout import SHARDS as SHARD_DIR
+from miaudit.results.ownership import (
+    MANIFEST,
+    TEMPORARY,
+    Manifest,
+    owner_of,
+    owning,
+    sha256,
+    start,
+)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -49,7 +58,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     The temporary file is created 0600 by ``mkstemp``; readers never see a partial file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    owner = owner_of(path)
+    if owner is not None:
+        owner.check_replace(path)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -57,12 +69,59 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
+        digest = None
+        if owner is not None:
+            digest = sha256(Path(tmp))
+            owner.expect(path, digest)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if owner is not None:
+        owner.record(path, digest)
+
+
+def make_dirs(folder: Path) -> None:
+    """Create ``folder`` and every missing parent owner-only (``mkdir(mode=)`` sets the last)."""
+    missing = []
+    f = Path(folder)
+    while not f.exists():
+        missing.append(f)
+        if f.parent == f:
+            break
+        f = f.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=DIR_MODE)
+        os.chmod(d, DIR_MODE)
+
+
+#: The names a run writes, for adopting a run made before manifests (``ownership``).
+_RUN_NAMES = (
+    L.RUN, L.CONFIG, L.PLAN, L.RECORDS, L.PATIENTS, L.PATIENTS_CSV, L.MODELS, L.REFERENCES,
+    L.CONFOUND, L.SUMMARY, L.REPORT,
+)
+
+
+def _is_run_record(path: Path) -> bool:
+    """Whether ``path`` is a miaudit run record (a JSON object naming its identity)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("identity"), dict) and (
+        "miaudit_version" in data
+    )
+
+
+def _legacy_files(p: Path) -> list[Path]:
+    """The files of a run made before manifests, by the names a run writes."""
+    files = [p / n for n in _RUN_NAMES]
+    files += sorted((p / L.SHARDS).glob("models-*.npz"))
+    files += sorted((p / L.SCORES).glob("*.npy")) + sorted((p / L.SCORES).glob("*.null.npz"))
+    return files
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -115,6 +174,8 @@ class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._owning: Any = None
+        self.manifest: Manifest
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -142,15 +203,27 @@ class RunStore:
         p = self.path
         if p.exists() and not p.is_dir():
             raise InputError(f"{p}: exists and is not a directory; choose another --out")
-        if p.is_dir() and any(p.iterdir()) and not (p / RUN_FILE).is_file() and not (
-            p / LOCK_FILE
-        ).is_file():
-            raise InputError(
-                f"{p}: folder is not empty and holds no miaudit run; choose a new or empty "
-                "folder for --out (miaudit never deletes files it did not create)"
-            )
-        p.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        legacy = False
+        if p.is_dir():
+            manifest = Manifest.load(p)
+            legacy = manifest is None and _is_run_record(p / RUN_FILE)
+            theirs = [c.name for c in p.iterdir()
+                      if c.name != LOCK_FILE and not TEMPORARY.match(c.name)]
+            if theirs and manifest is None and not legacy:
+                raise InputError(
+                    f"{p}: folder is not empty and holds no miaudit run (no {MANIFEST}, and "
+                    f"no run record miaudit wrote; it has {', '.join(sorted(theirs)[:3])}"
+                    f"{', …' if len(theirs) > 3 else ''}); choose a new or empty folder for "
+                    "--out (miaudit never deletes or replaces files it did not create)"
+                )
+        make_dirs(p)
         self._lock()
+        self.manifest = start(p, "run", _legacy_files(p) if legacy else None)
+        if legacy and (p / L.RECIPE_DIR).is_dir():
+            self.manifest.own_dir(p / L.RECIPE_DIR)
+        self._owning = owning(self.manifest)
+        self._owning.__enter__()
+        self._refuse_changed_files()
         existing = self.read_identity()
         if existing is not None and not _same_identity(existing, identity):
             if not force:
@@ -179,16 +252,42 @@ class RunStore:
             # results are about to be rewritten: until the end they may mix two runs
             write_json(p / RUN_FILE, {**existing, "complete": False})
         (p / SHARD_DIR).mkdir(exist_ok=True, mode=DIR_MODE)
+        if not (p / L.RECIPE_DIR).exists():
+            self.manifest.own_dir(p / L.RECIPE_DIR)  # a command recipe's model folders
         self._remove_stale_temporaries()
+
+    def _refuse_changed_files(self) -> None:
+        """Stop before writing anything if a file the run writes is not miaudit's to replace:
+        one it wrote and the user changed since, or one the user put under a run's name."""
+        theirs = [
+            rel for rel in sorted({*self.manifest.files, *_RUN_NAMES} - {RUN_FILE})
+            if (self.path / rel).exists() and not self.manifest.owns(self.path / rel)
+        ]
+        if theirs:
+            self._unlock()
+            raise InputError(
+                f"{self.path}: {', '.join(theirs[:3])}{', …' if len(theirs) > 3 else ''} "
+                f"changed since miaudit wrote {'them' if len(theirs) > 1 else 'it'} (or miaudit "
+                "never wrote it); a run would replace it. Move it out of the run folder, or "
+                "choose another --out — miaudit never replaces a file it did not write"
+            )
 
     def _remove_stale_temporaries(self) -> None:
         """Delete temporary files a killed writer left (``atomic_write``'s ``.NAME.*.tmp``).
 
-        Safe under the lock: no other miaudit process writes here, and the pattern is ours.
+        Safe under the lock: no other miaudit process writes here. Only temporaries of files
+        miaudit writes, in the run folder and the folders it makes, are removed.
         """
-        for folder in (self.path, *(d for d in self.path.iterdir() if d.is_dir())):
+        known = {Path(rel).name for rel in self.manifest.files} | set(_RUN_NAMES) | {MANIFEST}
+        for folder in (self.path, self.path / SHARD_DIR, self.path / L.SCORES):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            ours_by_folder = folder != self.path
             for tmp in folder.glob(".*.tmp"):
-                if tmp.is_file() and not tmp.is_symlink():
+                match = TEMPORARY.match(tmp.name)
+                if match is None or not tmp.is_file() or tmp.is_symlink():
+                    continue
+                if ours_by_folder or match.group("name") in known:
                     tmp.unlink()
 
     def _lock(self) -> None:
@@ -206,24 +305,42 @@ class RunStore:
         self._lock_fd = fd
 
     def _unlock(self) -> None:
+        owning_block = getattr(self, "_owning", None)
+        if owning_block is not None:
+            owning_block.__exit__(None, None, None)
+            self._owning = None
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def _clear(self) -> None:
-        """Remove the files of a previous run (only what a run writes; the lock stays).
+        """Remove the files of a previous run: only those miaudit wrote, unchanged (manifest).
 
-        The run record goes last: a kill midway leaves it naming the old run, so the next
-        start still refuses (or, with --force, clears again) instead of adopting old shards.
+        The user's own files in the folder stay where they are. The run record goes last: a
+        kill midway leaves it naming the old run, so the next start still refuses (or, with
+        --force, clears again) instead of adopting old shards.
         """
-        for child in sorted(self.path.iterdir(), key=lambda c: c.name == RUN_FILE):
-            if child.name == LOCK_FILE:
-                continue
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        self.manifest.clear(keep=(LOCK_FILE, RUN_FILE))
+        record = self.path / RUN_FILE
+        if record.is_file() and self.manifest.owns(record):
+            record.unlink()
+            self.manifest.files.pop(RUN_FILE, None)
+        self.manifest.save()
+        if not (self.path / L.RECIPE_DIR).exists():
+            self.manifest.own_dir(self.path / L.RECIPE_DIR)
+
+    def remove_stale(self, folder: str, *, keep: set[str]) -> None:
+        """Delete the files miaudit wrote under ``folder`` in an earlier scoring and not in
+        ``keep`` (the scores of an attack no longer run), so a run's files describe one
+        scoring. Files the user put there are left alone."""
+        for rel in sorted(self.manifest.files):
+            if rel.startswith(folder + "/") and rel not in keep:
+                path = self.path / rel
+                if path.is_file() and self.manifest.owns(path):
+                    path.unlink()
+                self.manifest.files.pop(rel, None)
+        self.manifest.save()
 
     # -- identity --------------------------------------------------------------------------
     def read_identity(self) -> dict[str, Any] | None:
@@ -231,11 +348,17 @@ class RunStore:
         if not f.is_file():
             return None
         try:
-            return json.loads(f.read_text())
+            data = json.loads(f.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError(
                 f"{f}: damaged run record; pass --force to start this run again"
             ) from None
+        if not isinstance(data, dict):
+            raise InputError(
+                f"{f}: not a miaudit run record (a JSON object, not {type(data).__name__}); "
+                "pass --force to start this run again"
+            )
+        return data
 
     def update_run_record(self, **fields: Any) -> None:
         record = self.read_identity() or {}

@@ -125,12 +125,16 @@ def write_outputs(
     records, patients = build_tables(cohort, results, primary, redact=redact)
     first = next(iter(results.values()))
     write_npy(store.file(L.TARGETS), first.targets.astype(np.int64))
+    written = {L.TARGETS}
     for name, r in results.items():
         write_npy(store.file(L.scores_file(name)), r.scores.astype(np.float32))
+        written.add(L.scores_file(name))
         if r.null is not None:
             write_npz(
                 store.file(L.null_file(name)), auc=r.null.auc, n_in=r.null.n_in, n_out=r.null.n_out
             )
+            written.add(L.null_file(name))
+    store.remove_stale(L.SCORES, keep=written)
     write_parquet(store.file(L.RECORDS), records)
     write_parquet(store.file(L.PATIENTS), patients)
     write_csv(store.file(L.PATIENTS_CSV), patients)
