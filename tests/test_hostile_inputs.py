@@ -334,6 +334,36 @@ CASES = [
           ("the user's notes, with --force", {"notes.md": b"mine", "src/analysis.py": b"1"},
            ["--force"]),
       )],
+    # -- input meaning: never silently reinterpreted --------------------------------------
+    Case("labels that differ only in case", ["label column 'admitted' writes one class in "
+                                             "several ways", "'No', 'no'"],
+         files={"data/cased.csv": data(changed(admitted=lambda v: np.where(
+             np.arange(len(v)) % 7 == 0, v.str.capitalize(), v)))},
+         config=config(data="data/cased.csv")),
+    Case("a count column as the label", ["label column 'age' holds", "count or a measurement",
+                                         "positive = VALUE"],
+         config=config(label="age")),
+    Case("a numeric id column and no patient_id", ["column 'subject_id' looks like an "
+                                                   "identifier", "patient_id = 'subject_id'"],
+         files={"data/numeric_ids.csv": data(changed(subject_id=lambda v: v.str[1:].astype(int)))},
+         config=config(data="data/numeric_ids.csv").replace('patient_id = "subject_id"\n', "")),
+    Case("a text id column and no patient_id", ["column 'subject_id' looks like an identifier",
+                                                "patient_id = 'subject_id'"],
+         config=config().replace('patient_id = "subject_id"\n', "")),
+    Case("an infinite learning rate", ["training.learning_rate", "finite number"],
+         config=config(tail="\n[training]\nlearning_rate = inf\n")),
+    # -- OS faults on the run's paths: one message naming the path and the fix ------------
+    Case("--out under a regular file", ["data/visits.csv/run", "a part of this path is a file"],
+         argv=["audit", "config.toml", "--out", "data/visits.csv/run"]),
+    Case("--out a dangling symbolic link", ["runs/link: a symbolic link to", "does not exist"],
+         setup=lambda root: (root / "runs/link").symlink_to(root / "nowhere"),
+         argv=["audit", "config.toml", "--out", "runs/link"]),
+    Case("a negative seed", ["audit.seed", "greater than or equal to 0"],
+         config=config(audit_extra="seed = -1")),
+    Case("a run.json that is valid JSON but not an object",
+         ["runs/listed: folder is not empty and holds no miaudit run"],
+         files={"runs/listed/run.json": b"[1, 2]", "runs/listed/plan.npz": b"x"},
+         argv=["audit", "config.toml", "--out", "runs/listed"]),
     Case("a run file the user changed", ["runs/existing: summary.json changed since miaudit wrote",
                                          "never replaces a file it did not write"],
          setup=lambda root: (root / "runs/existing/summary.json").write_text("{}")),
@@ -580,3 +610,206 @@ def test_new_folders_of_a_run_and_a_sweep_are_owner_only(case_world: World) -> N
         assert (root / folder).stat().st_mode & 0o777 == 0o700, folder
     for path in (root / "fresh").rglob("*"):
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+# -- user text is shown as written, never read as rich markup --------------------------------
+
+
+def test_ids_columns_and_paths_with_brackets_are_printed_as_written(case_world: World) -> None:
+    root = case_world.root
+    table = case_world.table.copy()
+    table["subject_id"] = table["subject_id"].str.replace("S00", "S[/]", regex=False)
+    table["[red]"] = np.where(np.arange(len(table)) % 2, "[/x]", "[bold]b")
+    (root / "data" / "brackets.csv").write_bytes(csv(table))
+    (root / "brackets.toml").write_text(
+        config(data="data/brackets.csv")
+        .replace('attributes = ["sex", "insurance"]', 'attributes = ["[red]", "sex"]')
+        .replace('attacks = ["loss", "rmia"]', 'attacks = ["loss"]')
+    )
+    env = {"HOME": str(case_world.logs), "COLUMNS": "250"}
+    r = case_world.zygote.start(["audit", "brackets.toml", "--out", "runs/[/x] and [red]"],
+                                cwd=root, logs=case_world.logs / "brackets", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    out = r.stdout
+    assert "runs/[/x] and [red]" in out  # the --out path
+    assert "S[/]" in out  # patient ids in the most-exposed table
+    assert "[red]" in out.split("Most exposed patients")[1]  # the attribute column's name
+    assert "[/x]" in out or "[bold]b" in out  # its values
+    # an error naming such a column keeps it
+    (root / "bad.toml").write_text(config(label="[red]label"))
+    r = case_world.zygote.start(["audit", "bad.toml", "--out", "runs/bad"], cwd=root,
+                                logs=case_world.logs / "bad", env=env)
+    assert r.returncode == 2 and "'[red]label'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_and_hints_keep_their_brackets(case_world: World) -> None:
+    env = {"HOME": str(case_world.logs), "COLUMNS": "200"}
+    r = case_world.zygote.start(["datasets"], cwd=case_world.root, logs=case_world.logs / "ds",
+                                env=env)
+    assert r.returncode == 0, r.stderr
+    assert '[cohort] dataset = "NAME"' in r.stdout and "miaudit[" in r.stdout
+    r = case_world.zygote.start(["sweep", "--help"], cwd=case_world.root,
+                                logs=case_world.logs / "help", env=env)
+    assert "a [sweep] table" in " ".join(r.stdout.split()), r.stdout
+
+
+# -- OS errors mid-run (a full disk, a read-only or forbidden folder): exit 2, then resume ------
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    ("ENOSPC", "the disk is full: free space and run the same command again"),
+    ("EROFS", "the filesystem is read-only"),
+    ("EACCES", "permission denied: choose a folder you may write"),
+])
+def test_an_os_error_while_writing_is_one_message_and_a_rerun_completes(
+    case_world: World, monkeypatch: pytest.MonkeyPatch, code: str, words: str
+) -> None:
+    import errno
+
+    from typer.testing import CliRunner
+
+    from miaudit import cli
+    from miaudit.results import store
+
+    root = case_world.root
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("HOME", str(case_world.logs))
+    real = store.atomic_write
+
+    def failing(path, write):  # the results fail to write: the disk filled up, say
+        if Path(path).name == "summary.json":
+            raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(store, "atomic_write", failing)
+    runner = CliRunner()
+    r = runner.invoke(cli.app, ["audit", "config.toml", "--out", "runs/faulty"])
+    assert r.exit_code == 2, r.output
+    err = r.stderr if hasattr(r, "stderr") else r.output
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert "runs/faulty/summary.json" in " ".join(err.split()) and words in " ".join(err.split())
+    monkeypatch.setattr(store, "atomic_write", real)
+    r = runner.invoke(cli.app, ["audit", "config.toml", "--out", "runs/faulty"])
+    assert r.exit_code == 0, r.output
+    a = pd.read_parquet(root / "runs/faulty/patients.parquet")
+    b = pd.read_parquet(root / "runs/existing/patients.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_unknown_os_error_is_a_bug_and_keeps_its_traceback() -> None:
+    import errno
+
+    from miaudit.errors import os_error_message
+
+    assert os_error_message(OSError(errno.EIO, "I/O error", "/x")) is None
+    message = os_error_message(OSError(errno.ENOSPC, "No space left on device", "/run/a.npz"))
+    assert message is not None and message.startswith("/run/a.npz: No space left on device")
+
+
+# -- redaction: no real identifier in any file, terminal line or error -----------------------
+
+
+def _leaks(folder: Path, texts: dict[str, str], ids: set[str]) -> list[str]:
+    """Where a real id shows: in a text, or in the bytes of any file under ``folder``."""
+    found = [f"{name}: {i}" for name, text in texts.items() for i in ids if i in text]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {i}" for i in ids if i.encode() in data]
+    return found
+
+
+def test_rerunning_with_redact_leaves_no_report_of_the_unredacted_run(case_world: World) -> None:
+    root = case_world.root
+    env = {"HOME": str(case_world.logs)}
+    (root / "html.toml").write_text(config().replace("html = false", "html = true"))
+    r = case_world.zygote.start(["audit", "html.toml", "--out", "runs/both"], cwd=root,
+                                logs=case_world.logs / "clear", env=env)
+    assert r.returncode == 0 and (root / "runs/both/report.html").is_file(), r.stderr
+    ids = set(case_world.table.subject_id) | set(case_world.table.visit_id)
+    assert _leaks(root / "runs/both", {}, ids)  # the unredacted run names them
+    r = case_world.zygote.start(["audit", "config.toml", "--redact", "--out", "runs/both"],
+                                cwd=root, logs=case_world.logs / "redacted", env=env)
+    assert r.returncode == 0, r.stderr
+    assert not (root / "runs/both/report.html").exists()
+    assert not _leaks(root / "runs/both", {"stdout": r.stdout, "stderr": r.stderr}, ids)
+
+
+@pytest.mark.parametrize("what", ["attribute conflict", "repeated record id"])
+def test_errors_under_redact_name_pseudonyms_not_ids(case_world: World, what: str) -> None:
+    root = case_world.root
+    table = case_world.table.copy()
+    if what == "attribute conflict":  # S0001's two visits disagree on insurance
+        rows = np.flatnonzero(table.subject_id == "S0001")
+        table.loc[rows[1], "insurance"] = "private" if table.loc[rows[0], "insurance"] != "private" else "public"
+        real = "S0001"
+    else:
+        table.loc[5, "visit_id"] = table.loc[4, "visit_id"]
+        real = table.loc[4, "visit_id"]
+    (root / "data/odd.csv").write_bytes(csv(table))
+    (root / "odd.toml").write_text(config(data="data/odd.csv"))
+    plain = case_world.zygote.start(["audit", "odd.toml", "--out", "runs/odd"], cwd=root,
+                                    logs=case_world.logs / "plain", env={"HOME": str(case_world.logs)})
+    assert plain.returncode == 2 and real in plain.stderr, plain.stderr  # without --redact
+    r = case_world.zygote.start(["audit", "odd.toml", "--redact", "--out", "runs/odd"], cwd=root,
+                                logs=case_world.logs / "redact", env={"HOME": str(case_world.logs)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert real not in r.stderr + r.stdout
+    assert ("'P-" if what == "attribute conflict" else "'R-") in r.stderr
+
+
+def test_an_attribute_that_is_the_patient_id_is_refused(case_world: World) -> None:
+    root = case_world.root
+    table = case_world.table.copy()
+    table["mrn"] = table["subject_id"]
+    (root / "data/mrn.csv").write_bytes(csv(table))
+    (root / "mrn.toml").write_text(
+        config(data="data/mrn.csv", cohort_extra='exclude = ["mrn"]')
+        .replace('["sex", "insurance"]', '["sex", "mrn"]')
+    )
+    r = case_world.zygote.start(["audit", "mrn.toml", "--redact", "--out", "runs/mrn"], cwd=root,
+                                logs=case_world.logs / "mrn", env={"HOME": str(case_world.logs)})
+    assert r.returncode == 2 and "attribute 'mrn' holds the patient id" in r.stderr, r.stderr
+    assert not (root / "runs/mrn").exists()
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"", "key too short"), (b"ab\n", "key too short"), (b"not hex at all", "not a hex string"),
+])
+def test_the_key_file_is_checked_like_the_environment_variable(
+    case_world: World, content: bytes, words: str
+) -> None:
+    home = case_world.logs / "home"
+    (home / ".config/miaudit").mkdir(parents=True)
+    key = home / ".config/miaudit/redaction.key"
+    key.write_bytes(content)
+    r = case_world.zygote.start(["audit", "config.toml", "--redact", "--out", "runs/keyed"],
+                                cwd=case_world.root, logs=case_world.logs / "key",
+                                env={"HOME": str(home)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{key}: {words}" in " ".join(r.stderr.split())
+    assert key.read_bytes() == content  # the user's key file is never rewritten
+
+
+def test_ids_keep_their_leading_zeros_and_a_bom_is_not_a_syntax_error(case_world: World) -> None:
+    from miaudit.datasets.tabular import load_table_cohort
+
+    root = case_world.root
+    table = case_world.table.copy()
+    # patients "7" and "007" are two patients; records "1", "01", "001" three records
+    first = table.index[table.subject_id == table.subject_id.iloc[0]]
+    table.loc[first, "subject_id"] = "7"
+    second = table.index[table.subject_id == table.subject_id.iloc[1]]
+    table.loc[second, "subject_id"] = "007"
+    table["visit_id"] = [("1", "01", "001")[i] if i < 3 else f"{i:05d}" for i in range(len(table))]
+    (root / "data/zeros.csv").write_bytes(csv(table))
+    cohort = load_table_cohort({"path": root / "data/zeros.csv", "label": "admitted",
+                                "patient_id": "subject_id", "record_id": "visit_id"})
+    assert cohort.num_patients == table.subject_id.nunique() == NUM_PATIENTS
+    assert {"7", "007"} <= set(cohort.patient_ids.tolist())
+    assert {"1", "01", "001"} <= set(cohort.record_ids.tolist())
+    (root / "bom.toml").write_bytes(b"\xef\xbb\xbf" + config().encode())
+    r = case_world.zygote.start(["audit", "bom.toml", "--out", "runs/bom"], cwd=root,
+                                logs=case_world.logs / "bom", env={"HOME": str(case_world.logs)})
+    assert r.returncode == 0, r.stderr

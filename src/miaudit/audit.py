@@ -22,6 +22,7 @@ from miaudit.diagnostics import model_performance, summarise_performance
 from miaudit.errors import InputError
 from miaudit.plan import MembershipPlan, make_plan
 from miaudit.results import layout as L
+from miaudit.results.redact import redacting
 from miaudit.results.store import RunStore, load_npz, write_npz
 from miaudit.results.write import write_outputs
 from miaudit.risk.chance import (
@@ -177,6 +178,7 @@ def _plan(store: RunStore, cohort: Cohort, spec: AuditSpec) -> MembershipPlan:
     return plan
 
 
+@redacting
 def run_audit(
     config: AuditConfig,
     out: Path,

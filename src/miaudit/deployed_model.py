@@ -35,7 +35,7 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.tabular import read_table
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_ids
 from miaudit.models import ModelSpec, build_module, parameter_shapes
 
 __all__ = [
@@ -192,7 +192,7 @@ def read_roster(path: Path, column: str, cohort: Cohort) -> np.ndarray:
         raise InputError(
             f"{path}: {len(unknown)} patient id(s) in column {column!r} are not patients of "
             f"cohort {cohort.name!r}: {_preview(unknown)}; the roster must list the cohort's "
-            f"patient ids (e.g. {_preview(cohort.patient_ids[:3], 3)}): check "
+            f"patient ids (e.g. {shown_ids(cohort.patient_ids[:3], 3)}): check "
             "target.roster_column and cohort.patient_id"
         )
     member = np.zeros(cohort.num_patients, dtype=bool)
@@ -273,7 +273,7 @@ def _check_values(values: np.ndarray, record_ids: np.ndarray, where: str, names:
     cols = np.flatnonzero(~finite.all(axis=0))
     raise InputError(
         f"{where}: {rows.size} record(s) have NaN or infinite outputs in column(s) "
-        f"{_preview([names[c] for c in cols])}: records {_preview(record_ids[rows])}; export "
+        f"{_preview([names[c] for c in cols])}: records {shown_ids(record_ids[rows], prefix='R-')}; export "
         "the target's outputs for every record again (a missing value cannot be audited)"
     )
 

@@ -195,7 +195,7 @@ def load_policy(path: Path | str) -> Policy:
             "a [policy] table"
         )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is not TOML
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid TOML ({err}); fix the syntax") from None
     try:

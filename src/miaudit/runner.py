@@ -220,6 +220,9 @@ def finish_run(
     store.update_run_record(complete=True)
     if report.html:
         build_report(store.path, top_patients=report.top_patients)
+    else:
+        # a report an earlier run drew may name patients this run pseudonymises: it goes
+        store.remove_stale(L.REPORT, keep=set(), exact=True)
     progress.advance()
     timings.since_start("total_s")
     store.update_run_record(timings=timings.values, complete=True)

@@ -79,7 +79,7 @@ class AuditSpec(Strict):
     fdr_method: Literal["bh", "by"] = Field(
         "bh", description="Benjamini–Hochberg, or Benjamini–Yekutieli (any dependence)"
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="random seed (a whole number ≥ 0)")
 
     @model_validator(mode="after")
     def _check(self) -> AuditSpec:

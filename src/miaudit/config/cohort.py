@@ -52,8 +52,8 @@ class SyntheticSpec(Strict):
     channels: Literal[1, 3] = 1
     leads: int = Field(3, ge=1)
     length: int = Field(500, ge=16)
-    sampling_rate: float = Field(100.0, gt=0)
-    seed: int = 0
+    sampling_rate: float = Field(100.0, gt=0, allow_inf_nan=False)
+    seed: int = Field(0, ge=0, lt=2**63, description="random seed (a whole number ≥ 0)")
 
     @model_validator(mode="after")
     def _modality_keys(self) -> SyntheticSpec:
@@ -114,7 +114,7 @@ class CohortConfig(Strict):
     splits: list[str] | None = None
     image_size: tuple[int, int] | None = None
     channels: Literal[1, 3] | None = None
-    sampling_rate: float | None = Field(None, gt=0)
+    sampling_rate: float | None = Field(None, gt=0, allow_inf_nan=False)
     length: int | None = Field(None, ge=1)
     leads: list[str] | None = None
     standardize: bool | None = None

@@ -122,7 +122,7 @@ class DeployedAuditSpec(Strict):
     patient one score, so the composition test needs a larger top set to have power.
     """
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="random seed (a whole number ≥ 0)")
     thresholds: list[float] = Field(default_factory=lambda: [0.9, 0.99, 0.999])
     top_fraction: float = Field(0.05, gt=0.0, le=0.5)
     group_size: int = Field(50, ge=1)

@@ -55,7 +55,8 @@ class ModelSpec(Strict):
     )
     dropout: float = pydantic.Field(0.0, ge=0.0, lt=1.0, description="dropout (all but logistic)")
     l2: float = pydantic.Field(
-        1e-4, ge=0.0, description="ridge strength of the logistic objective (logistic only)"
+        1e-4, ge=0.0, allow_inf_nan=False,
+        description="ridge strength of the logistic objective (logistic only)",
     )
     kernel_size: int = pydantic.Field(7, ge=1, description="odd convolution length (resnet1d only)")
     estimator: str | None = pydantic.Field(

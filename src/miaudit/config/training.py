@@ -30,8 +30,8 @@ class TrainingSpec(Strict):
 
     epochs: int = pydantic.Field(10, ge=1)
     batch_size: int = pydantic.Field(128, ge=1)
-    learning_rate: float = pydantic.Field(1e-3, gt=0.0)
-    weight_decay: float = pydantic.Field(0.0, ge=0.0)
+    learning_rate: float = pydantic.Field(1e-3, gt=0.0, allow_inf_nan=False)
+    weight_decay: float = pydantic.Field(0.0, ge=0.0, allow_inf_nan=False)
     optimizer: Literal["adam"] = "adam"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import gzip
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,12 +31,18 @@ import pydantic
 
 from miaudit.cohort import Cohort
 from miaudit.config.base import Strict
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_id
 
 #: The level name given to missing values of categorical features and attributes.
 MISSING = "missing"
 
 _TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+#: A numeric label with more distinct values than this is a count or measurement, not a class.
+MAX_NUMERIC_CLASSES = 20
+#: Column names that say "identifier": id, subject_id, visit-id, mrn, uuid, PatientID.
+ID_NAME = re.compile(
+    r"(?i:(^|[_\s.-])(id|mrn|uuid|guid|identifier)$|^(id|mrn|uuid|guid)([_\s.-]|$))|[a-z](Id|ID)$"
+)
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -114,8 +121,11 @@ def first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int, bytes] |
             offset += len(chunk)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a .csv/.tsv(.gz) or .parquet file, turning every failure into one clear message."""
+def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a .csv/.tsv(.gz) or .parquet file, turning every failure into one clear message.
+
+    ``text_columns`` (the id columns) are read as written: "007" stays "007", never 7.
+    """
     path = Path(path)
     kind, gz = _table_kind(path)
     if not path.exists():
@@ -132,7 +142,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if kind == "parquet":
         frame = _read_parquet(path)
     else:
-        frame = _read_text(path, _TEXT_SUFFIXES[f".{kind}"], gz)
+        frame = _read_text(path, _TEXT_SUFFIXES[f".{kind}"], gz, tuple(text_columns))
     if frame.shape[1] == 0:
         raise InputError(f"file '{path}' has no columns; export the table again with a header row.")
     if len(frame) == 0:
@@ -155,12 +165,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from error
 
 
-def _read_text(path: Path, sep: str, gz: bool) -> pd.DataFrame:
+def _read_text(path: Path, sep: str, gz: bool, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     compression = "gzip" if gz else None
     what = "tab-separated" if sep == "\t" else "comma-separated"
     try:
         frame = pd.read_csv(
-            path, sep=sep, encoding="utf-8", low_memory=False, compression=compression
+            path,
+            sep=sep,
+            encoding="utf-8",
+            low_memory=False,
+            compression=compression,
+            dtype=dict.fromkeys(text_columns, str) or None,
+            keep_default_na=True,
         )
         header = pd.read_csv(
             path,
@@ -281,11 +297,30 @@ def _encode_label(
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.to_numpy(np.float64)
         uniques = np.unique(numbers)
+        if uniques.size > MAX_NUMERIC_CLASSES and spec.positive is None:
+            raise InputError(
+                f"{source}: label column {column!r} holds {uniques.size} different numbers "
+                f"({_listing([_value_text(v) for v in uniques[:4]], 4)}, …), which reads as a "
+                "count or a measurement, not a class. Use a binary or categorical column, bin "
+                "this one into classes first, or set `positive = VALUE` to audit one value "
+                "against all others."
+            )
         names = [_value_text(v) for v in uniques]
         index = np.searchsorted(uniques, numbers)
     else:
-        names_arr, index = _sorted_codes(values.astype(str).to_numpy(dtype=object))
+        text = values.astype(str).to_numpy(dtype=object)
+        names_arr, index = _sorted_codes(text)
         names = [str(n) for n in names_arr]
+        folded: dict[str, list[str]] = {}
+        for name in names:
+            folded.setdefault(name.strip().casefold(), []).append(name)
+        alike = [group for group in folded.values() if len(group) > 1]
+        if alike:
+            raise InputError(
+                f"{source}: label column {column!r} writes one class in several ways: "
+                f"{_listing(alike[0])} differ only in case or spaces, and would be "
+                f"{len(alike[0])} classes. Write each class one way in the data."
+            )
     index = np.asarray(index, dtype=np.int64)
     if spec.positive is not None:
         if spec.positive not in names:
@@ -337,7 +372,7 @@ def _record_ids(frame: pd.DataFrame, spec: TableSpec, source: str) -> np.ndarray
         rows = np.flatnonzero(repeated)
         raise InputError(
             f"{source}: record id column {spec.record_id!r} repeats values (e.g. "
-            f"{ids[rows[0]]!r} in data rows {_rows_text(rows[ids[rows] == ids[rows[0]]])}); "
+            f"{shown_id(ids[rows[0]], 'R-')} in data rows {_rows_text(rows[ids[rows] == ids[rows[0]]])}); "
             "record ids must be unique."
         )
     return ids
@@ -432,7 +467,9 @@ def _encode_categorical(
         raise InputError(
             f"{source}: categorical feature column {column!r} has {levels.size} distinct values "
             f"(more than max_categories = {max_categories}), which looks like an identifier "
-            f"or free text.{hint} Add it to `exclude`, or raise `max_categories`."
+            f"or free text.{hint} If it identifies patients set `patient_id = {column!r}` "
+            "(or `record_id` for records); otherwise add it to `exclude`, or raise "
+            "`max_categories`."
         )
     if levels.size < 2:
         return [], []
@@ -449,13 +486,36 @@ def _attribute_values(values: pd.Series) -> np.ndarray:
     return _category_text(values)
 
 
-def _feature_columns(cols: _Columns, spec: TableSpec) -> list[str]:
+def _identifier_reason(name: str, values: pd.Series) -> str | None:
+    """Why a column looks like an identifier (named like one, or whole numbers unique per
+    row), or None."""
+    if ID_NAME.search(name):
+        return "named like an identifier"
+    present = values.dropna()
+    if len(present) >= 20 and pd.api.types.is_integer_dtype(present) and present.is_unique:
+        return "whole numbers, a different one in every row"
+    return None
+
+
+def _feature_columns(cols: _Columns, spec: TableSpec, frame: pd.DataFrame) -> list[str]:
     ids = {c for c in (spec.patient_id, spec.record_id) if c is not None}
     for column in spec.exclude:
         cols.require(column, "exclude")
     if spec.features is None:
         dropped = {spec.label, *ids, *spec.exclude}
-        return [c for c in cols.names if c not in dropped]
+        chosen = [c for c in cols.names if c not in dropped]
+        for column in chosen:
+            why = _identifier_reason(column, frame[column])
+            if why is not None:
+                raise InputError(
+                    f"{cols.source}: column {column!r} looks like an identifier ({why}), and "
+                    "an identifier is never a feature. If it names patients set "
+                    f"`patient_id = {column!r}` (records of one patient then go IN or OUT "
+                    f"together), if it names records set `record_id = {column!r}`, otherwise "
+                    "add it to `exclude`; to use it as a feature after all, list it in "
+                    "`features`."
+                )
+        return chosen
     features = [cols.require(c, "features") for c in spec.features]
     repeated = sorted({c for c in features if features.count(c) > 1})
     if repeated:
@@ -525,7 +585,7 @@ def cohort_from_frame(
         cols.require(spec.record_id, "record_id")
     attributes = [cols.require(c, "attributes") for c in spec.attributes]
     forced = {cols.require(c, "categorical") for c in spec.categorical or []}
-    features = _feature_columns(cols, spec)
+    features = _feature_columns(cols, spec, df)
     if spec.label in attributes:
         raise InputError(
             f"{source}: the label column {spec.label!r} is listed in `attributes`; subgroups "
@@ -591,5 +651,6 @@ def cohort_from_frame(
 def load_table_cohort(spec: TableSpec | dict[str, Any]) -> Cohort:
     """Read the spec's file and encode it into a validated cohort named after the file."""
     spec = coerce_spec(spec)
-    frame = read_table(spec.path)
+    ids = [c for c in (spec.patient_id, spec.record_id) if c is not None]
+    frame = read_table(spec.path, ids)
     return cohort_from_frame(frame, spec, name=spec.path.name.split(".")[0], source=str(spec.path))

@@ -8,20 +8,33 @@ while whoever receives the run folder cannot.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-from miaudit.errors import InputError
+from miaudit.errors import InputError, ids_redacted
 from miaudit.results.store import atomic_write
 
-__all__ = ["KEY_ENV", "default_key_path", "redact_ids", "redaction_key", "run_ids"]
+__all__ = [
+    "KEY_ENV",
+    "default_key_path",
+    "redact_ids",
+    "redacted_messages",
+    "redacting",
+    "redaction_key",
+    "run_ids",
+]
 
 KEY_ENV = "MIAUDIT_REDACTION_KEY"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_key_path() -> Path:
@@ -33,23 +46,54 @@ def redaction_key() -> bytes:
     """The owner's pseudonymisation key (created once, 0600, outside any run directory)."""
     env = os.environ.get(KEY_ENV)
     if env:
-        try:
-            key = bytes.fromhex(env)
-        except ValueError:
-            raise InputError(
-                f"${KEY_ENV}: not a hex string; set it to e.g. the output of "
-                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
-            ) from None
-        if len(key) < 16:
-            raise InputError(f"${KEY_ENV}: key too short; use at least 16 bytes (32 hex digits)")
-        return key
+        return _key(env, f"${KEY_ENV}")
     path = default_key_path()
     if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
+        return _key(path.read_text().strip(), str(path))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(32)
     atomic_write(path, lambda f: f.write(key.hex().encode()))
     return key
+
+
+def _key(text: str, where: str) -> bytes:
+    """A key from its hex text, checked the same way wherever it comes from."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise InputError(
+            f"{where}: not a hex string; set it to e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+        ) from None
+    if len(key) < 16:
+        raise InputError(f"{where}: key too short; use at least 16 bytes (32 hex digits)")
+    return key
+
+
+@contextlib.contextmanager
+def redacted_messages(redact: bool) -> Iterator[None]:
+    """Under redaction, error messages name patients and records by their pseudonyms."""
+    if not redact:
+        yield
+        return
+    key = redaction_key()
+
+    def pseudonym(text: str, prefix: str) -> str:
+        return str(redact_ids(np.array([text], dtype=object), key, prefix)[0])
+
+    with ids_redacted(pseudonym):
+        yield
+
+
+def redacting(fn: F) -> F:
+    """Run an audit (its config first) with error messages redacted as its config asks."""
+
+    @functools.wraps(fn)
+    def wrapper(config: Any, *args: Any, **kwargs: Any) -> Any:
+        with redacted_messages(bool(config.report.redact)):
+            return fn(config, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def redact_ids(ids: np.ndarray, key: bytes, prefix: str = "P-") -> np.ndarray:

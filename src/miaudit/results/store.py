@@ -201,6 +201,11 @@ class RunStore:
 
     def _prepare(self, identity: dict[str, Any], force: bool) -> None:
         p = self.path
+        if p.is_symlink() and not p.exists():
+            raise InputError(
+                f"{p}: a symbolic link to {os.readlink(p)}, which does not exist; choose "
+                "another --out, or create the folder it points to"
+            )
         if p.exists() and not p.is_dir():
             raise InputError(f"{p}: exists and is not a directory; choose another --out")
         legacy = False
@@ -330,12 +335,13 @@ class RunStore:
         if not (self.path / L.RECIPE_DIR).exists():
             self.manifest.own_dir(self.path / L.RECIPE_DIR)
 
-    def remove_stale(self, folder: str, *, keep: set[str]) -> None:
-        """Delete the files miaudit wrote under ``folder`` in an earlier scoring and not in
-        ``keep`` (the scores of an attack no longer run), so a run's files describe one
-        scoring. Files the user put there are left alone."""
+    def remove_stale(self, folder: str, *, keep: set[str], exact: bool = False) -> None:
+        """Delete the files miaudit wrote under ``folder`` (with ``exact``: the file of that
+        name) in an earlier scoring and not in ``keep`` (the scores of an attack no longer
+        run), so a run's files describe one scoring. Files the user put there stay."""
         for rel in sorted(self.manifest.files):
-            if rel.startswith(folder + "/") and rel not in keep:
+            inside = rel == folder if exact else rel.startswith(folder + "/")
+            if inside and rel not in keep:
                 path = self.path / rel
                 if path.is_file() and self.manifest.owns(path):
                     path.unlink()

@@ -40,7 +40,7 @@ from miaudit.datasets.tabular import (
     _rows_text,
     read_table,
 )
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_id
 
 #: Tokens of a separated label cell that mean "no positive finding" (compared casefolded).
 NO_FINDING = ("no finding",)
@@ -132,7 +132,7 @@ def _record_ids(frame: pd.DataFrame, spec: MediaSpec, source: str) -> np.ndarray
         rows = np.flatnonzero(repeated)
         same = rows[ids[rows] == ids[rows[0]]]
         raise InputError(
-            f"{source}: {role} repeats values (e.g. {ids[rows[0]]!r} in data rows "
+            f"{source}: {role} repeats values (e.g. {shown_id(ids[rows[0]], 'R-')} in data rows "
             f"{_rows_text(same)}); {fix}."
         )
     return ids
@@ -176,7 +176,7 @@ def _check_attributes(
             values = pd.unique(frame[column].iloc[rows].astype(object))
             raise InputError(
                 f"{source}: attribute {column!r} differs between records of patient "
-                f"{patient_ids[bad[0]]!r} (data rows {_rows_text(rows)} hold "
+                f"{shown_id(patient_ids[bad[0]])} (data rows {_rows_text(rows)} hold "
                 f"{_listing([str(v) for v in values], 5)}; {bad.size} patient(s) in all). "
                 f"Attributes describe patients: give each patient one value, or remove "
                 f"{column!r} from `attributes`."
