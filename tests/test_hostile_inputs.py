@@ -813,3 +813,21 @@ def test_ids_keep_their_leading_zeros_and_a_bom_is_not_a_syntax_error(case_world
     r = case_world.zygote.start(["audit", "bom.toml", "--out", "runs/bom"], cwd=root,
                                 logs=case_world.logs / "bom", env={"HOME": str(case_world.logs)})
     assert r.returncode == 0, r.stderr
+
+
+def test_an_80_column_terminal_shows_every_id_whole_and_the_bars_complete(case_world: World) -> None:
+    root = case_world.root
+    table = case_world.table.copy()
+    table["subject_id"] = "MRN-" + table["subject_id"].str[1:] + "-ABCDEFGHIJKLMNOP"
+    (root / "data/long.csv").write_bytes(csv(table))
+    (root / "long.toml").write_text(config(data="data/long.csv"))
+    r = case_world.zygote.start(["audit", "long.toml", "--out", "runs/long"], cwd=root,
+                                logs=case_world.logs / "long",
+                                env={"HOME": str(case_world.logs), "COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    shown = r.stdout.split("Most exposed patients")[1]
+    top = pd.read_parquet(root / "runs/long/patients.parquet").sort_values(
+        ["exposure", "patient"], ascending=[False, True]).head(10)["patient_id"]
+    for pid in top:
+        assert pid in shown, f"{pid} cut in: {shown}"
+    assert "0/?" not in r.stderr and "loading cohort" in r.stderr

@@ -217,3 +217,19 @@ def test_a_sweep_over_an_estimators_params_runs_each_capacity(tmp_path: Path) ->
         sweep_points(_config(), sweep)
     with pytest.raises(InputError, match="sweep params"):
         sweep_points(config, SweepSpec(widths=[8]))
+
+
+def test_the_sweep_has_a_page_and_its_svg_opens_on_its_own(swept) -> None:
+    import xml.etree.ElementTree as ET
+
+    out, table = swept
+    svg = (out / "sweep.svg").read_text()
+    root = ET.fromstring(svg)  # a standalone SVG document, as a browser reads it
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    page = (out / "sweep.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and 'id="sweep-table"' in page
+    assert 'xmlns="http://www.w3.org/2000/svg"' not in page  # inlined: HTML implies it
+    for name in table["point"]:
+        assert f"<td class=\"num\">{name}</td>" in page
+    assert "20% of patients held out of every model" in page
+    assert (out / "sweep.html").stat().st_mode & 0o777 == 0o600

@@ -197,8 +197,9 @@ def run_audit(
     """
     progress = progress or Silent()
     timings = Timings()
-    progress.stage("loading cohort")
+    progress.stage("loading cohort", total=1)
     cohort = cohort if cohort is not None else load_cohort(config.cohort)
+    progress.advance()
     spec = config.audit
     if cohort.num_patients < 4:
         raise InputError(

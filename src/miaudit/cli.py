@@ -177,9 +177,15 @@ def _row(table: Table, *cells: Any) -> None:
     table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
 
 
-def _columns(table: Table, *names: str) -> None:
-    for name in names:
-        table.add_column(escape(str(name)))
+def _columns(table: Table, *names: str, ids: Any = None) -> None:
+    """Columns of the given names; ``ids`` (the patient ids shown) make the first column as
+    wide as the longest, so a narrow terminal wraps the others and never cuts an id."""
+    for i, name in enumerate(names):
+        if i == 0 and ids is not None:
+            width = max([len(str(v)) for v in ids] + [len(str(name))])
+            table.add_column(escape(str(name)), min_width=width, no_wrap=True)
+        else:
+            table.add_column(escape(str(name)))
 
 
 def _attribute_columns(patients: Any) -> list[str]:
@@ -254,7 +260,7 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     has_interval = L.LOW in patients.columns
     spread = "95% interval" if has_interval else "± se"
     _columns(t2, "patient id", "exposure", spread, *(["q"] if has_q else []), "records",
-             *[c[5:] for c in attr_cols])
+             *[c[5:] for c in attr_cols], ids=top[L.PATIENT_ID])
     for _, row in top.iterrows():
         _row(
             t2,
@@ -308,7 +314,12 @@ def sweep(
         _row(shown, *[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()])
     console.print(shown)
     console.print(
-        f"Results in [bold]{escape(str(run_dir))}[/] (sweep.csv, sweep.svg, one run per point)"
+        f"Every point held out {spec.holdout_fraction:.0%} of the patients from all its models "
+        "to measure the diagnostic AUROC (sweep.holdout_fraction)."
+    )
+    console.print(
+        f"Results in [bold]{escape(str(run_dir))}[/] (sweep.html, sweep.csv, sweep.svg, one run "
+        "per point)"
     )
 
 
@@ -390,7 +401,8 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
     top = members.sort_values([L.EXPOSURE, L.SCORE, L.PATIENT], ascending=[False, False, True])
     attr_cols = _attribute_columns(patients)
     t2 = Table(title="Most exposed members")
-    _columns(t2, "patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols])
+    _columns(t2, "patient id", "exposure", "FPR", "p-value", "records", *[c[5:] for c in attr_cols],
+             ids=top.head(10)[L.PATIENT_ID])
     for _, row in top.head(10).iterrows():
         _row(
             t2,
@@ -402,6 +414,15 @@ def _print_deployed_summary(summary: dict[str, Any], patients: Any) -> None:
             *[str(row[c]) for c in attr_cols],
         )
     console.print(t2)
+
+
+@app.command("reference")
+@_guard
+def reference_command() -> None:
+    """Print every config and policy key with its type, default and meaning (Markdown)."""
+    from miaudit.reference import reference
+
+    sys.stdout.write(reference())
 
 
 @app.command()

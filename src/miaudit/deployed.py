@@ -476,8 +476,9 @@ def run_deployed(
     """Read the target's outputs, train (or resume) the references, score and write the run."""
     progress = progress or Silent()
     timings = Timings()
-    progress.stage("loading cohort")
+    progress.stage("loading cohort", total=1)
     cohort = load_cohort(config.cohort)
+    progress.advance()
     target_spec = config.target
     member = read_roster(target_spec.roster, target_spec.roster_column, cohort)
     explicit = None

@@ -29,6 +29,7 @@ from miaudit.config.sweep import KNOBS, SweepSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, count_parameters
 from miaudit.report import charts
+from miaudit.report.sweep import render_sweep
 from miaudit.results import layout as L
 from miaudit.results.ownership import Manifest, owning, start
 from miaudit.results.read import patient_attributes
@@ -239,7 +240,8 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run (or resume) the audit of every point in ``out/<point>/`` and collect one table.
 
-    Writes ``sweep.parquet``, ``sweep.csv``, ``sweep.json`` and ``sweep.svg`` into ``out``
+    Writes ``sweep.parquet``, ``sweep.csv``, ``sweep.json``, ``sweep.svg`` and the page
+    ``sweep.html`` into ``out``
     and returns the table: one row per point with capacity, ε and the mechanism's max AUC,
     diagnostic AUROC on the held-out patients, aggregate attack AUC, high-risk counts and
     per-subgroup high-risk shares.
@@ -261,8 +263,11 @@ def run_sweep(
                  "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
                  "single (ε, δ) pair",
     }
+    meta["holdout_fraction"] = sweep.holdout_fraction
+    chart = sweep_chart(table, {k: v[0] for k, v in curves.items()})
+    page = render_sweep(table, chart, meta, name=out.name)
     with owning(manifest):
-        write_sweep(out, table, meta, sweep_chart(table, {k: v[0] for k, v in curves.items()}))
+        write_sweep(out, table, meta, chart, page)
     return table
 
 

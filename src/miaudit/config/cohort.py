@@ -93,31 +93,47 @@ _MEDIA_KEYS = (
 class CohortConfig(Strict):
     """Where the records come from: a built-in cohort, a synthetic one, or the user's table."""
 
-    dataset: str | None = None
+    dataset: str | None = Field(None, description="a built-in cohort (see `miaudit datasets`)")
     synthetic: SyntheticSpec | None = None
-    path: Path | None = None
-    label: str | None = None
-    patient_id: str | None = None
-    record_id: str | None = None
-    features: list[str] | None = None
-    exclude: list[str] = Field(default_factory=list)
-    attributes: list[str] = Field(default_factory=list)
-    positive: str | None = None
-    categorical: list[str] | None = None
+    path: Path | None = Field(
+        None, description="your table (.csv/.tsv/.parquet), image/signal index or MedMNIST .npz"
+    )
+    label: str | None = Field(None, description="the label column (binary or categorical)")
+    patient_id: str | None = Field(
+        None, description="column naming each record's patient (records go IN or OUT together)"
+    )
+    record_id: str | None = Field(None, description="column naming each record (unique)")
+    features: list[str] | None = Field(
+        None, description="feature columns (default: all but label, ids, exclude)"
+    )
+    exclude: list[str] = Field(default_factory=list, description="columns that are not features")
+    attributes: list[str] = Field(
+        default_factory=list, description="patient subgroup columns for the disparity analysis"
+    )
+    positive: str | None = Field(None, description="audit this label value against all others")
+    categorical: list[str] | None = Field(
+        None, description="numeric columns to one-hot encode as categories"
+    )
     # image and signal cohorts (see miaudit.datasets.media.MediaSpec)
-    modality: Literal["table", "image", "signal"] | None = None
-    path_column: str | None = None
-    root: Path | None = None
-    array: Path | None = None
-    labels: list[str] | None = None
-    label_separator: str | None = None
-    splits: list[str] | None = None
-    image_size: tuple[int, int] | None = None
-    channels: Literal[1, 3] | None = None
-    sampling_rate: float | None = Field(None, gt=0, allow_inf_nan=False)
-    length: int | None = Field(None, ge=1)
-    leads: list[str] | None = None
-    standardize: bool | None = None
+    modality: Literal["table", "image", "signal"] | None = Field(
+        None, description="what the index's files hold"
+    )
+    path_column: str | None = Field(None, description="index column with each record's file")
+    root: Path | None = Field(None, description="folder the index's file paths are relative to")
+    array: Path | None = Field(None, description="signals: one .npy array of all records")
+    labels: list[str] | None = Field(None, description="multi-label: the finding columns")
+    label_separator: str | None = Field(
+        None, description="multi-label findings in one column, separated by this"
+    )
+    splits: list[str] | None = Field(None, description="MedMNIST: the splits to audit")
+    image_size: tuple[int, int] | None = Field(None, description="images resized to (H, W)")
+    channels: Literal[1, 3] | None = Field(None, description="images: greyscale or RGB")
+    sampling_rate: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="signals: samples per second"
+    )
+    length: int | None = Field(None, ge=1, description="signals: samples per record")
+    leads: list[str] | None = Field(None, description="signals: the leads to read")
+    standardize: bool | None = Field(None, description="signals: standardise each lead")
 
     @property
     def is_media(self) -> bool:

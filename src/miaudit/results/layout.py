@@ -65,6 +65,8 @@ SWEEP_CSV = "sweep.csv"
 SWEEP_JSON = "sweep.json"
 """The sweep table again with its grid (``spec``); NaN written as null, infinity as "inf"."""
 SWEEP_CHART = "sweep.svg"
+SWEEP_PAGE = "sweep.html"
+"""The sweep's page: its chart and table, self-contained like a run's report."""
 
 REQUIRED = (SUMMARY, RUN, CONFIG, PLAN, RECORDS, PATIENTS, MODELS, TARGETS)
 """What every finished run holds; a reader refuses a directory that lacks one."""

@@ -218,11 +218,25 @@ def write_deployed_outputs(
     return records, patients
 
 
-def write_sweep(out: Path, table: pd.DataFrame, meta: dict[str, Any], chart: str) -> None:
-    """A sweep's collected table (Parquet, CSV, JSON with ``meta``) and its chart."""
+SVG_NAMESPACES = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+
+
+def write_sweep(
+    out: Path, table: pd.DataFrame, meta: dict[str, Any], chart: str, page: str | None = None
+) -> None:
+    """A sweep's collected table (Parquet, CSV, JSON with ``meta``), its chart and its page.
+
+    The chart is drawn for inlining (namespaces implied by HTML); the file ``sweep.svg``
+    gets them back so that a browser opens it on its own.
+    """
     out = Path(out)
     write_parquet(out / L.SWEEP_TABLE, table)
     write_csv(out / L.SWEEP_CSV, table)
     points = table.to_dict(orient="records")
     write_json(out / L.SWEEP_JSON, jsonable({**meta, "points": points}, nonfinite="text"))
-    write_text(out / L.SWEEP_CHART, chart)
+    standalone = chart
+    if "xmlns=" not in chart.split(">", 1)[0]:
+        standalone = chart.replace("<svg ", f"<svg {SVG_NAMESPACES}", 1)
+    write_text(out / L.SWEEP_CHART, standalone)
+    if page is not None:
+        write_text(out / L.SWEEP_PAGE, page)
