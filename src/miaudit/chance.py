@@ -61,10 +61,9 @@ def record_measure(
     unbiased under the null; otherwise the record AUC of the target scores. Held-out records
     get no score.
     """
-    scorer = attacks.attack_scorer(name, logits, labels, targets=targets, **options)
-    pairwise = None
-    if method == "empirical":
-        pairwise = attacks.attack_pairwise(name, logits, labels, targets=targets, **options)
+    scorer, pairwise = attacks.attack_measures(name, logits, labels, targets=targets, **options)
+    if method != "empirical":
+        pairwise = None
     held = holdout_records is not None and bool(holdout_records.any())
 
     def scores(keep: ArrayLike) -> NDArray[np.float64]:

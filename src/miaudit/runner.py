@@ -222,7 +222,7 @@ def finish_run(
         build_report(store.path, top_patients=report.top_patients)
     else:
         # a report an earlier run drew may name patients this run pseudonymises: it goes
-        store.remove_stale(L.REPORT, keep=set(), exact=True)
+        store.remove_stale(L.REPORT, keep=set())
     progress.advance()
     timings.since_start("total_s")
     store.update_run_record(timings=timings.values, complete=True)

@@ -31,7 +31,7 @@ from miaudit.models import ModelSpec, count_parameters
 from miaudit.report import charts
 from miaudit.report.sweep import render_sweep
 from miaudit.results import layout as L
-from miaudit.results.ownership import Manifest, owning, start
+from miaudit.results.ownership import Manifest, claim, owning, start
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz, make_dirs
 from miaudit.results.write import write_sweep
@@ -271,30 +271,21 @@ def run_sweep(
     return table
 
 
+def _is_sweep_record(folder: Path) -> bool:
+    """Whether ``folder`` holds the ``sweep.json`` of a sweep made before manifests."""
+    try:
+        return isinstance(json.loads((folder / L.SWEEP_JSON).read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def own_sweep_folder(out: Path) -> Manifest:
     """The sweep folder's manifest; a folder that is neither new, empty nor a sweep is refused.
 
     A sweep folder holds the sweep's files and one run folder per point (each with its own
     manifest); anything else in a folder without a manifest means it is the user's.
     """
-    legacy = False
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory; choose another --out")
-    if out.is_dir():
-        found = Manifest.load(out)
-        try:
-            legacy = found is None and isinstance(
-                json.loads((out / L.SWEEP_JSON).read_text(encoding="utf-8")), dict
-            )
-        except (OSError, ValueError):
-            legacy = False
-        names = [c.name for c in out.iterdir()]
-        if names and found is None and not legacy:
-            raise InputError(
-                f"{out}: folder is not empty and holds no miaudit sweep (no manifest.json; it has "
-                f"{', '.join(sorted(names)[:3])}{', …' if len(names) > 3 else ''}); choose a new "
-                "or empty folder for --out (miaudit never replaces files it did not write)"
-            )
+    legacy = claim(out, "sweep", legacy=_is_sweep_record)
     make_dirs(out)
     sweep_files = [L.SWEEP_TABLE, L.SWEEP_CSV, L.SWEEP_JSON, L.SWEEP_CHART]
     return start(out, "sweep", [out / n for n in sweep_files] if legacy else None)

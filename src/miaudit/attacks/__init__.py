@@ -37,7 +37,7 @@ __all__ = [
     "Attack",
     "LiraOptions",
     "RmiaOptions",
-    "attack_pairwise",
+    "attack_measures",
     "attack_scorer",
     "calibrate_offline_a",
     "confidence_attack",
@@ -110,48 +110,26 @@ def _resolve(name: str, options: dict[str, object]) -> tuple[Attack, dict[str, o
     return attack, keywords
 
 
-def attack_pairwise(
+PairwiseMeasure = Callable[
+    [ArrayLike], tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]
+]
+
+
+def attack_measures(
     name: str,
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     targets: ArrayLike | None = None,
     **options: object,
-) -> Callable[[ArrayLike], tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]] | None:
-    """``keep -> (record AUC, n_in, n_out) [N]`` by the attack's leave-pair-out form, or None.
-
-    Attacks registered with a ``pairwise`` record AUC (LiRA, see
-    :mod:`miaudit.attacks.pairwise`) measure each record without the leave-one-out bias of
-    their target scores; the others, and options without a pairwise form, give None.
-    """
-    attack, keywords = _resolve(name, dict(options))
-    opts = keywords.get("options")
-    if attack.pairwise is None or not isinstance(opts, LiraOptions) or not supports(opts):
-        return None
-    arr = np.asarray(logits)
-    m, n = arr.shape[0], arr.shape[1]
-    attack.require(m)
-    signal = compute_signal(attack.signal, arr, labels)
-    pairwise = attack.pairwise
-
-    def measure(keep: ArrayLike):
-        return pairwise(signal, as_keep(keep, m, n), targets=targets, options=opts)
-
-    return measure
-
-
-def attack_scorer(
-    name: str,
-    logits: ArrayLike,
-    labels: ArrayLike,
-    *,
-    targets: ArrayLike | None = None,
-    **options: object,
-) -> Callable[[ArrayLike], NDArray[np.float64]]:
-    """``keep -> scores [T, N]`` of the named attack, its signal computed once.
+) -> tuple[Callable[[ArrayLike], NDArray[np.float64]], PairwiseMeasure | None]:
+    """(``keep -> scores [T, N]``, ``keep -> (record AUC, n_in, n_out) [N]`` or None) of the
+    named attack, its signal computed once for both and for every ``keep``.
 
     What :func:`run_attack` does, split so that the chance baseline can score the same
-    signals under many permuted memberships without recomputing them.
+    signals under many permuted memberships. The second is the attack's leave-pair-out record
+    AUC (LiRA, see :mod:`miaudit.attacks.pairwise`), free of the leave-one-out bias of its
+    target scores; None for other attacks and for options without a pairwise form.
     """
     attack, keywords = _resolve(name, options)
     arr = np.asarray(logits)
@@ -171,4 +149,24 @@ def attack_scorer(
             return attack.function(signal, targets=targets, **keywords)
         return attack.function(signal, mask, targets=targets, **keywords)
 
-    return score
+    opts = keywords.get("options")
+    pairwise = attack.pairwise
+    if pairwise is None or not isinstance(opts, LiraOptions) or not supports(opts):
+        return score, None
+
+    def measure(keep: ArrayLike):
+        return pairwise(signal, as_keep(keep, m, n), targets=targets, options=opts)
+
+    return score, measure
+
+
+def attack_scorer(
+    name: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    targets: ArrayLike | None = None,
+    **options: object,
+) -> Callable[[ArrayLike], NDArray[np.float64]]:
+    """``keep -> scores [T, N]`` of the named attack (see :func:`attack_measures`)."""
+    return attack_measures(name, logits, labels, targets=targets, **options)[0]

@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from miaudit.errors import InputError
@@ -168,6 +168,41 @@ class Manifest:
                 del self.files[rel]
         self.save()
         return kept
+
+
+def claim(
+    folder: Path,
+    kind: str,
+    *,
+    legacy: Callable[[Path], bool],
+    ignore: Callable[[str], bool] = lambda name: False,
+) -> bool:
+    """Check that ``folder`` may hold a miaudit ``kind``; True when it holds one made before
+    manifests (``legacy`` recognises its record), whose files are then adopted.
+
+    A broken symbolic link, a file, or a non-empty folder with neither a manifest nor such a
+    record (entries ``ignore`` names aside) is refused: it is not miaudit's.
+    """
+    if folder.is_symlink() and not folder.exists():
+        raise InputError(
+            f"{folder}: a symbolic link to {os.readlink(folder)}, which does not exist; choose "
+            "another --out, or create the folder it points to"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a directory; choose another --out")
+    if not folder.is_dir():
+        return False
+    found = Manifest.load(folder)
+    old = found is None and legacy(folder)
+    theirs = sorted(c.name for c in folder.iterdir() if not ignore(c.name))
+    if theirs and found is None and not old:
+        raise InputError(
+            f"{folder}: folder is not empty and holds no miaudit {kind} (no {MANIFEST}, and "
+            f"no {kind} record miaudit wrote; it has {', '.join(theirs[:3])}"
+            f"{', …' if len(theirs) > 3 else ''}); choose a new or empty folder for --out "
+            "(miaudit never deletes or replaces files it did not create)"
+        )
+    return old
 
 
 def start(folder: Path, kind: str, adopt: list[Path] | None = None) -> Manifest:

@@ -34,6 +34,7 @@ from miaudit.results.ownership import (
     MANIFEST,
     TEMPORARY,
     Manifest,
+    claim,
     owner_of,
     owning,
     sha256,
@@ -201,26 +202,12 @@ class RunStore:
 
     def _prepare(self, identity: dict[str, Any], force: bool) -> None:
         p = self.path
-        if p.is_symlink() and not p.exists():
-            raise InputError(
-                f"{p}: a symbolic link to {os.readlink(p)}, which does not exist; choose "
-                "another --out, or create the folder it points to"
-            )
-        if p.exists() and not p.is_dir():
-            raise InputError(f"{p}: exists and is not a directory; choose another --out")
-        legacy = False
-        if p.is_dir():
-            manifest = Manifest.load(p)
-            legacy = manifest is None and _is_run_record(p / RUN_FILE)
-            theirs = [c.name for c in p.iterdir()
-                      if c.name != LOCK_FILE and not TEMPORARY.match(c.name)]
-            if theirs and manifest is None and not legacy:
-                raise InputError(
-                    f"{p}: folder is not empty and holds no miaudit run (no {MANIFEST}, and "
-                    f"no run record miaudit wrote; it has {', '.join(sorted(theirs)[:3])}"
-                    f"{', …' if len(theirs) > 3 else ''}); choose a new or empty folder for "
-                    "--out (miaudit never deletes or replaces files it did not create)"
-                )
+        legacy = claim(
+            p,
+            "run",
+            legacy=lambda folder: _is_run_record(folder / RUN_FILE),
+            ignore=lambda name: name == LOCK_FILE or TEMPORARY.match(name) is not None,
+        )
         make_dirs(p)
         self._lock()
         self.manifest = start(p, "run", _legacy_files(p) if legacy else None)
@@ -335,16 +322,15 @@ class RunStore:
         if not (self.path / L.RECIPE_DIR).exists():
             self.manifest.own_dir(self.path / L.RECIPE_DIR)
 
-    def remove_stale(self, folder: str, *, keep: set[str], exact: bool = False) -> None:
-        """Delete the files miaudit wrote under ``folder`` (with ``exact``: the file of that
-        name) in an earlier scoring and not in ``keep`` (the scores of an attack no longer
-        run), so a run's files describe one scoring. Files the user put there stay."""
+    def remove_stale(self, path: str, *, keep: set[str]) -> None:
+        """Delete the files miaudit wrote at ``path`` (a file, or a folder's files) in an
+        earlier scoring and not in ``keep`` (the scores of an attack no longer run), so a
+        run's files describe one scoring. Files the user put there stay."""
         for rel in sorted(self.manifest.files):
-            inside = rel == folder if exact else rel.startswith(folder + "/")
-            if inside and rel not in keep:
-                path = self.path / rel
-                if path.is_file() and self.manifest.owns(path):
-                    path.unlink()
+            if (rel == path or rel.startswith(path + "/")) and rel not in keep:
+                stale = self.path / rel
+                if stale.is_file() and self.manifest.owns(stale):
+                    stale.unlink()
                 self.manifest.files.pop(rel, None)
         self.manifest.save()
 

@@ -38,7 +38,7 @@ from miaudit.arrays import as_patient, as_vector
 from miaudit.errors import InputError
 from miaudit.risk._checks import pairs, rate_key
 from miaudit.risk.intervals import hanley_mcneil_variance
-from miaudit.risk.patient import patient_exposure
+from miaudit.risk.patient import DEFAULT_RISK_THRESHOLDS, patient_exposure
 
 FdrMethod = Literal["bh", "by"]
 FDR_METHODS: tuple[str, ...] = ("bh", "by")
@@ -62,6 +62,14 @@ def _design_key(n_in: np.ndarray, n_out: np.ndarray) -> np.ndarray:
     return np.asarray(n_in, dtype=np.int64) * (1 << 31) + np.asarray(n_out, dtype=np.int64)
 
 
+def _pooled(null: NullRecords) -> tuple[np.ndarray, np.ndarray]:
+    """(design key, AUC) of every defined null record, pooled over the permutations."""
+    key = _design_key(null.n_in, null.n_out).ravel()
+    auc = np.asarray(null.auc, dtype=np.float64).ravel()
+    ok = ~np.isnan(auc)
+    return key[ok], auc[ok]
+
+
 def record_p_values(
     auc: Any, n_in: Any, n_out: Any, null: NullRecords
 ) -> np.ndarray:
@@ -72,10 +80,7 @@ def record_p_values(
     """
     a = as_vector(auc, "auc")
     key = _design_key(n_in, n_out)
-    null_key = _design_key(null.n_in, null.n_out).ravel()
-    null_auc = np.asarray(null.auc, dtype=np.float64).ravel()
-    ok = ~np.isnan(null_auc)
-    null_key, null_auc = null_key[ok], null_auc[ok]
+    null_key, null_auc = _pooled(null)
     p = np.full(a.shape, np.nan)
     defined = ~np.isnan(a)
     for k in np.unique(key[defined]):
@@ -126,11 +131,9 @@ def inflation(null: NullRecords, n_in: Any, n_out: Any) -> np.ndarray:
     """
     key = _design_key(n_in, n_out)
     out = np.ones(key.shape)
-    null_key = _design_key(null.n_in, null.n_out).ravel()
-    null_auc = np.asarray(null.auc, dtype=np.float64).ravel()
-    ok = ~np.isnan(null_auc)
+    null_key, null_auc = _pooled(null)
     for k in np.unique(key):
-        vals = null_auc[ok & (null_key == k)]
+        vals = null_auc[null_key == k]
         rows = key == k
         i, o = np.asarray(n_in)[rows][0], np.asarray(n_out)[rows][0]
         if vals.size < 2 or i < 1 or o < 1:
@@ -216,7 +219,6 @@ class Chance:
     record_p: np.ndarray  # [N]
     patient_p: np.ndarray  # [P]
     patient_q: np.ndarray  # [P]
-    null_exposure: np.ndarray  # [B, P]
     high_risk_null: dict[str, float]
     high_risk_null_upper: dict[str, int]
     beyond_chance: int
@@ -248,7 +250,7 @@ def chance(
     null: NullRecords,
     *,
     how: Literal["max", "mean"] = "max",
-    thresholds: Iterable[float] = (0.8, 0.9, 0.95, 0.99),
+    thresholds: Iterable[float] = DEFAULT_RISK_THRESHOLDS,
     fdr: float = 0.05,
     fdr_method: FdrMethod = "bh",
     exact_p: np.ndarray | None = None,
@@ -288,7 +290,7 @@ def chance_from(
     null: NullRecords,
     *,
     how: Literal["max", "mean"] = "max",
-    thresholds: Iterable[float] = (0.8, 0.9, 0.95, 0.99),
+    thresholds: Iterable[float] = DEFAULT_RISK_THRESHOLDS,
     fdr: float = 0.05,
     fdr_method: FdrMethod = "bh",
 ) -> Chance:
@@ -307,7 +309,6 @@ def chance_from(
         record_p=np.asarray(record_p, dtype=np.float64),
         patient_p=np.asarray(patient_p, dtype=np.float64),
         patient_q=np.asarray(patient_q, dtype=np.float64),
-        null_exposure=null_exposure,
         high_risk_null=mean,
         high_risk_null_upper=upper,
         beyond_chance=int(found.sum()),
