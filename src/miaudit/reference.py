@@ -105,6 +105,14 @@ def reference() -> str:
         "",
     ]
     seen: set[str] = set()
+    top = [(n, f) for n, f in AuditConfig.model_fields.items() if _submodel(f.annotation) is None]
+    if top:
+        out += ["### Top-level keys", "", "Keys outside any table, at the top of the file.", ""]
+        out += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in top:
+            meaning = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {meaning} |")
+        out.append("")
     for name, field in AuditConfig.model_fields.items():
         sub = _submodel(field.annotation)
         if sub is not None:

@@ -20,11 +20,14 @@ import numpy as np
 from miaudit.cohort import Cohort
 from miaudit.config import AuditConfig, CohortConfig, DeployedConfig, ReportSpec
 from miaudit.datasets import load_builtin, load_table_cohort, make_synthetic
+from miaudit.datasets.local import is_local, load_local
 from miaudit.datasets.media import MediaSpec, load_media_cohort
 from miaudit.datasets.tabular import TableSpec
+from miaudit.errors import InputError
 from miaudit.executors import LocalExecutor, TrainingJob, make_groups
 from miaudit.report import build_report
 from miaudit.results import layout as L
+from miaudit.results.pixels import cached_pixels
 from miaudit.results.store import RunStore, write_text
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "open_run",
     "train_missing",
     "training_job",
+    "with_pixels",
 ]
 
 
@@ -74,9 +78,21 @@ class Timings:
         self.values[key] = time.perf_counter() - self.start
 
 
-def load_cohort(cfg: CohortConfig) -> Cohort:
-    """Build the cohort a config names, validated."""
-    if cfg.dataset is not None:
+def load_cohort(cfg: CohortConfig, *, decode: bool = True) -> Cohort:
+    """Build the cohort a config names, validated.
+
+    ``decode=False`` leaves the pixels of a paper dataset's images pending, for the run to
+    decode into its cache (:func:`with_pixels`); otherwise they are decoded into memory.
+    """
+    if cfg.dataset is not None and is_local(cfg.dataset):
+        cohort = load_local(cfg.dataset, cfg.root, decode=decode)
+    elif cfg.dataset is not None:
+        if cfg.root is not None:
+            raise InputError(
+                f"cohort.root: the built-in cohort {cfg.dataset!r} ships with its package and "
+                "reads no folder; remove cohort.root (root is for the paper's datasets read "
+                "from your copy, see `miaudit datasets`)"
+            )
         cohort = load_builtin(cfg.dataset)
     elif cfg.synthetic is not None:
         cohort, _ = make_synthetic(cfg.synthetic)
@@ -103,6 +119,13 @@ def load_cohort(cfg: CohortConfig) -> Cohort:
         cohort = load_table_cohort(spec)
     cohort.validate()
     return cohort
+
+
+def with_pixels(cohort: Cohort, store: RunStore, progress: ProgressSink) -> Cohort:
+    """The cohort with its pixels, decoded into the run's cache (or read back from it)."""
+    if cohort.pending is None:
+        return cohort
+    return cohort.decoded(cached_pixels(store.path, cohort.pending, progress))
 
 
 def cohort_info(cohort: Cohort) -> dict[str, Any]:

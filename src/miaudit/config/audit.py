@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,6 +16,7 @@ from miaudit.attacks import registry
 from miaudit.config.base import Strict
 from miaudit.config.cohort import _MEDIA_KEYS, _SYNTHETIC_ONLY, CohortConfig
 from miaudit.config.model import TARGET_RECIPE, ModelSpec
+from miaudit.config.presets import preset_tables
 from miaudit.config.recipe import RecipeChecks
 from miaudit.config.training import DPSpec, TrainingSpec
 from miaudit.config.views import ViewSpec, without_default_views
@@ -163,6 +164,27 @@ class AuditConfig(RecipeChecks):
     report: ReportSpec = Field(default_factory=ReportSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     views: ViewSpec = Field(default_factory=ViewSpec)
+    preset: Literal["paper"] | None = Field(
+        None, description="a named recipe for the cohort's dataset: \"paper\" gives the paper's "
+        "model, training and views (keys set in those tables win)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill [model], [training] and [views] from the preset, under the user's own keys."""
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        cohort = data.get("cohort")
+        dataset = cohort.get("dataset") if isinstance(cohort, dict) else getattr(cohort, "dataset", None)
+        tables = preset_tables(str(data["preset"]), dataset)
+        merged = dict(data)
+        for table, values in tables.items():
+            own = merged.get(table) or {}
+            if not isinstance(own, dict):
+                own = own.model_dump(exclude_unset=True)
+            merged[table] = {**values, **own}
+        return merged
 
     @model_validator(mode="after")
     def _no_target_recipe(self) -> AuditConfig:

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from miaudit.config.base import Strict
 
-__all__ = ["CohortConfig", "SyntheticSpec"]
+__all__ = ["LOCAL_DATASETS", "CohortConfig", "SyntheticSpec"]
 
 
 #: Keys of [cohort.synthetic] that only one modality uses.
@@ -82,6 +82,13 @@ class SyntheticSpec(Strict):
         return self
 
 
+#: The paper's datasets read from a local copy (``miaudit.datasets.local``) and what their
+#: records are, so a config's recipe is checked against them before any file is read.
+LOCAL_DATASETS: dict[str, str] = {
+    "chexpert": "image", "mimic_cxr": "image", "embed": "image", "fairvision": "image",
+    "fitzpatrick17k": "image", "ptbxl": "signal", "mimic_iv_ed": "table", "ham10000": "image",
+}
+
 #: [cohort] keys that only tables use, and keys that only image/signal cohorts use.
 _TABLE_KEYS = ("features", "exclude", "positive", "categorical")
 _MEDIA_KEYS = (
@@ -93,7 +100,10 @@ _MEDIA_KEYS = (
 class CohortConfig(Strict):
     """Where the records come from: a built-in cohort, a synthetic one, or the user's table."""
 
-    dataset: str | None = Field(None, description="a built-in cohort (see `miaudit datasets`)")
+    dataset: str | None = Field(
+        None, description="a built-in cohort, or a paper dataset read from your copy under "
+        "root (see `miaudit datasets`)"
+    )
     synthetic: SyntheticSpec | None = None
     path: Path | None = Field(
         None, description="your table (.csv/.tsv/.parquet), image/signal index or MedMNIST .npz"
@@ -119,7 +129,10 @@ class CohortConfig(Strict):
         None, description="what the index's files hold"
     )
     path_column: str | None = Field(None, description="index column with each record's file")
-    root: Path | None = Field(None, description="folder the index's file paths are relative to")
+    root: Path | None = Field(
+        None, description="folder the index's file paths are relative to; with a paper "
+        "dataset, the folder of your copy of it"
+    )
     array: Path | None = Field(None, description="signals: one .npy array of all records")
     labels: list[str] | None = Field(None, description="multi-label: the finding columns")
     label_separator: str | None = Field(
@@ -146,6 +159,8 @@ class CohortConfig(Strict):
         """The modality the config asks for, known before any data is read."""
         if self.synthetic is not None:
             return self.synthetic.modality
+        if self.dataset in LOCAL_DATASETS:
+            return LOCAL_DATASETS[self.dataset]
         if self.is_media:
             return self.modality or "image"
         return "table"
@@ -167,7 +182,9 @@ class CohortConfig(Strict):
             if getattr(self, k) != defaults[k].get_default(call_default_factory=True)
         }
         if self.path is None:
-            stray = [k for k in (*_TABLE_KEYS, *_MEDIA_KEYS, "modality") if k in given]
+            # a dataset read from a local copy takes its folder (`root`) and nothing else
+            local = {"root"} if self.dataset is not None else set()
+            stray = [k for k in (*_TABLE_KEYS, *_MEDIA_KEYS, "modality") if k in given - local]
             if stray:
                 raise ValueError(
                     f"cohort.{stray[0]} describes a file given by cohort.path; remove it or give "

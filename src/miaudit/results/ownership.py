@@ -142,16 +142,18 @@ class Manifest:
         """Delete what miaudit wrote here (unchanged files, owned folders); return what stays.
 
         ``keep``: relative paths kept even if miaudit wrote them (the lock, the run record,
-        which the caller removes last). Folders left empty by the deletions are removed.
+        which the caller removes last; an owned folder such as the pixel cache). Folders left empty by the deletions are removed.
         """
         kept: list[str] = []
         for rel in list(self.dirs):
+            if rel in keep:
+                continue
             target = self.folder / rel
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             self.dirs.remove(rel)
         for rel in sorted(self.files):
-            if rel in keep or rel == MANIFEST:
+            if rel in keep or rel == MANIFEST or rel.split("/", 1)[0] in keep:
                 continue
             target = self.folder / rel
             if target.is_file() and not target.is_symlink() and self.owns(target):

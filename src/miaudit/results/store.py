@@ -246,6 +246,8 @@ class RunStore:
         (p / SHARD_DIR).mkdir(exist_ok=True, mode=DIR_MODE)
         if not (p / L.RECIPE_DIR).exists():
             self.manifest.own_dir(p / L.RECIPE_DIR)  # a command recipe's model folders
+        if not (p / L.CACHE_DIR).exists():
+            self.manifest.own_dir(p / L.CACHE_DIR)  # decoded pixels (results/pixels.py)
         self._remove_stale_temporaries()
 
     def _refuse_changed_files(self) -> None:
@@ -313,7 +315,7 @@ class RunStore:
         kill midway leaves it naming the old run, so the next start still refuses (or, with
         --force, clears again) instead of adopting old shards.
         """
-        self.manifest.clear(keep=(LOCK_FILE, RUN_FILE))
+        self.manifest.clear(keep=(LOCK_FILE, RUN_FILE, L.CACHE_DIR))
         record = self.path / RUN_FILE
         if record.is_file() and self.manifest.owns(record):
             record.unlink()

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
+from miaudit.cohort import float_inputs
 from miaudit.config import TrainingSpec
 from miaudit.errors import InputError
 from miaudit.models import ModelSpec, SeededDropout, build_module, dropout_mask, is_conv
@@ -123,9 +124,14 @@ def _check_family_shape(model: ModelSpec, inputs: np.ndarray) -> None:
         )
 
 
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """A batch as float: uint8 pixels become value / 255 (float32 batches pass as they are)."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
 def _check_views(views: Sequence[View] | None, inputs: np.ndarray) -> list[View]:
     transforms = list(views or [])
-    probe = torch.from_numpy(inputs[:2])
+    probe = unit(torch.from_numpy(np.array(inputs[:2])))
     for v, view in enumerate(transforms):
         if not callable(view):
             raise InputError(f"views[{v}]: expected a function batch → batch, got {type(view).__name__}")
@@ -232,7 +238,7 @@ def _train_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
         shuffled = records[torch.randperm(records.numel(), generator=order)]
         for start in range(0, shuffled.numel(), training.batch_size):
             batch = shuffled[start : start + training.batch_size].to(device)
-            x = inputs.index_select(0, batch)
+            x = unit(inputs.index_select(0, batch))
             if views:
                 x = apply_views(x, views, draw_views(len(views), augment, batch.numel()))
             with _autocast(device, mixed):
@@ -281,7 +287,7 @@ def _train_grouped(model: ModelSpec, training: TrainingSpec, data: TrainingData,
         for step in range(schedule.steps_per_epoch):
             for lo, hi, size in schedule.chunks(step, limit):
                 rows = indices[lo:hi, step * batch : step * batch + size]
-                x = gather(inputs, rows)
+                x = unit(gather(inputs, rows))
                 if views:
                     drawn = [draw_views(len(views), augment_gens[j], size) for j in range(lo, hi)]
                     choice = None if drawn[0] is None else torch.cat(drawn)
@@ -309,7 +315,7 @@ def _score_into(out: np.ndarray, forward: Callable[[torch.Tensor], torch.Tensor]
     target = torch.from_numpy(out)
     transforms = views or [None]
     for start in range(0, inputs.shape[0], rows):
-        chunk = inputs[start : start + rows]
+        chunk = unit(inputs[start : start + rows])
         for v, view in enumerate(transforms):
             logits = forward(chunk if view is None else view(chunk))
             target[:, start : start + chunk.shape[0], v] = logits.float().cpu()
@@ -349,7 +355,7 @@ def score_modules(
     (default 256), each chunk under every view in turn, in eval mode and float32.
     """
     target = select_device(device)
-    array = np.ascontiguousarray(inputs, dtype=np.float32)
+    array = float_inputs(inputs)
     transforms = _check_views(views, array)
     x = torch.from_numpy(array).to(target)
     chunk = int(max(1, min(len(x), rows or 256)))

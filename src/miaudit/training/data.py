@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from miaudit.cohort import float_inputs
 from miaudit.errors import InputError
 
 __all__ = ["TrainingData", "check_inputs"]
@@ -17,7 +18,7 @@ __all__ = ["TrainingData", "check_inputs"]
 class TrainingData:
     """Checked inputs of one group: records, labels, keep and the models' global indices."""
 
-    inputs: np.ndarray  # [N, ...] float32
+    inputs: np.ndarray  # [N, ...] float32, or uint8 pixels (conv families: value / 255)
     labels: np.ndarray  # [N] int64 class indices, or [N, K] int64 0/1 (multi-label)
     keep: np.ndarray  # [G, N] bool
     model_index: list[int]
@@ -60,8 +61,13 @@ def check_inputs(
         raise InputError(f"inputs: expected an array [N records, ...] with N ≥ 1, got shape {inputs.shape}")
     if not np.issubdtype(inputs.dtype, np.number) or np.issubdtype(inputs.dtype, np.complexfloating):
         raise InputError(f"inputs: expected real numbers, got dtype {inputs.dtype}; encode categories as numbers first")
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    if not np.isfinite(inputs).all():
+    if inputs.dtype == np.uint8 and not table:
+        # decoded pixels (value / 255): the conv engine converts each batch, so the cohort
+        # is never held as float32 whole; bytes are always finite
+        inputs = np.ascontiguousarray(inputs)
+    else:
+        inputs = float_inputs(inputs)
+    if inputs.dtype != np.uint8 and not np.isfinite(inputs).all():
         bad = np.argwhere(~np.isfinite(inputs))[0]
         raise InputError(
             f"inputs: record {bad[0]} holds a missing or infinite value (position {tuple(bad[1:])}); "

@@ -90,11 +90,17 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _pillow_pixels(path: Path, what: str) -> np.ndarray:
-    """[C,H,W] float32 in [0, 1] from an image file Pillow reads."""
+def _pillow_pixels(path: Path, what: str, draft: tuple[int, int] | None = None) -> np.ndarray:
+    """[C,H,W] float32 in [0, 1] from an image file Pillow reads.
+
+    ``draft`` (H, W) lets a JPEG decode at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
+    it at least that large: a full-resolution radiograph shrunk to 64×64 need not be decoded
+    whole first (give at least twice the final size, so the resize still averages)."""
     pil = _import_pillow(what)
     try:
         with pil.open(path) as image:
+            if draft is not None and image.format == "JPEG":
+                image.draft(image.mode, (draft[1], draft[0]))
             image.load()
             if getattr(image, "n_frames", 1) > 1:
                 raise InputError(

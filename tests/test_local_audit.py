@@ -1,0 +1,103 @@
+"""End to end on the paper's cohorts from a local copy: PTB-XL (signals) and Fitzpatrick17k
+(images, decoded into the run's pixel cache), each through the command line as a user
+reproducing the paper runs it: ``--dataset NAME --root COPY --preset paper``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from layouts import fitzpatrick17k, ptbxl
+
+from miaudit.results.read import load_run
+
+pytestmark = pytest.mark.slow
+
+#: Small enough for a 2-core CI machine; the preset gives the rest of the paper's recipe.
+SMALL = """
+[audit]
+models = 4
+attacks = ["loss", "rmia"]
+null_permutations = 2
+
+[training]
+epochs = 2
+
+[model]
+width = 8
+"""
+
+
+def miaudit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "miaudit.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _audit(tmp_path: Path, dataset: str, root: Path) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "small.toml").write_text(SMALL)
+    return miaudit("audit", "small.toml", "--dataset", dataset, "--root", str(root), "--preset",
+                   "paper", "--out", "run", cwd=tmp_path)
+
+
+def _check_test_split_held_out(run: Path, held_records: list[str]) -> None:
+    plan = np.load(run / "plan.npz", allow_pickle=False)
+    records = pd.read_parquet(run / "records.parquet")
+    patients = pd.read_parquet(run / "patients.parquet")
+    held = plan["holdout"]
+    assert held.sum() > 0 and not plan["keep"][:, held].any()  # no model saw a test patient
+    test_patients = set(records.loc[records["record_id"].isin(held_records), "patient_id"])
+    assert set(patients.loc[held, "patient_id"]) == test_patients
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.0 <= summary["diagnostic"]["auroc_mean"] <= 1.0  # measured on the test split
+
+
+def test_ptbxl_audit_runs_on_the_papers_cohort(tmp_path):
+    root = tmp_path / "ptb-xl-1.0.3"
+    expected = ptbxl.write(root)
+    done = _audit(tmp_path, "ptbxl", root)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    config = (run / "config.toml").read_text()
+    assert 'preset = "paper"' in config and 'family = "resnet1d"' in config and "blocks = 1" in config
+    assert "width = 8" in config and "epochs = 2" in config  # the user's keys win over the preset
+    _check_test_split_held_out(run, expected.test)
+    found = load_run(run)
+    assert found.summary["cohort"]["classes"] == ["NORM", "MI", "STTC", "CD", "HYP"]
+    assert set(found.patients.columns) >= {"attr_sex", "attr_extra_beats", "attr_superclass"}
+
+
+def test_fitzpatrick17k_audit_decodes_once_and_resumes_from_the_cache(tmp_path):
+    root = tmp_path / "fitzpatrick17k"
+    expected = fitzpatrick17k.write(root, records=42)
+    done = _audit(tmp_path, "fitzpatrick17k", root)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    cache = sorted((run / "cache").iterdir())
+    assert [p.suffix for p in cache] == [".json", ".npy"]
+    pixels = np.load(cache[1], allow_pickle=False)
+    assert pixels.dtype == np.uint8 and pixels.shape == (42, 3, 64, 64)
+    _check_test_split_held_out(run, expected.test)
+    summary = json.loads((run / "summary.json").read_text())
+    first = cache[1].stat().st_mtime_ns
+    again = _audit(tmp_path, "fitzpatrick17k", root)  # resumes: same shards, pixels from the cache
+    assert again.returncode == 0, again.stderr
+    assert cache[1].stat().st_mtime_ns == first and "decoding images" not in again.stderr
+    assert json.loads((run / "summary.json").read_text())["attacks"] == summary["attacks"]
+    # a changed copy (same bytes, new modification times) is another cohort: refused ...
+    for image in (root / "images").iterdir():
+        image.write_bytes(image.read_bytes())
+    changed = _audit(tmp_path, "fitzpatrick17k", root)
+    assert changed.returncode == 2 and "different data_fingerprint" in changed.stderr
+    assert cache[1].stat().st_mtime_ns == first  # before anything was written
+    # ... and with --force decoded again, under its new key, the old pixels removed
+    forced = miaudit("audit", "small.toml", "--dataset", "fitzpatrick17k", "--root", str(root),
+                     "--preset", "paper", "--out", "run", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    renewed = sorted((run / "cache").iterdir())
+    assert len(renewed) == 2 and renewed[1] != cache[1]
+    np.testing.assert_array_equal(np.load(renewed[1], allow_pickle=False), pixels)
