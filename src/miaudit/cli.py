@@ -142,30 +142,26 @@ def _resolve_config(
     root: Path | None = None,
     preset: str | None = None,
 ) -> Any:
-    from miaudit.config import AuditConfig, config_data, load_config, parse_config
+    from miaudit.config import parse_config, read_config_data
 
-    data = config_data(load_config(config) if config is not None else AuditConfig())
+    # the file's own keys, then the options: one validation, so that a recipe the file
+    # leaves unset follows the cohort (a signal dataset gets resnet1d) or the preset
+    data = read_config_data(config) if config is not None else {}
+    table = lambda name: data.setdefault(name, {})  # noqa: E731
     if dataset is not None:
         data["cohort"] = {"dataset": dataset}
     if root is not None:
-        data["cohort"]["root"] = str(root)
+        table("cohort")["root"] = str(root)
     if preset is not None:
-        # the preset fills the recipe tables; only keys the config file itself sets win
-        from miaudit.config import read_toml
-
-        raw = read_toml(config) if config is not None else {}
-        for table in ("model", "training", "views"):
-            own = raw.get(table) if isinstance(raw.get(table), dict) else {}
-            data[table] = {k: v for k, v in data.get(table, {}).items() if k in own}
         data["preset"] = preset
     if models is not None:
-        data["audit"]["models"] = models
+        table("audit")["models"] = models
     if redact:
-        data["report"]["redact"] = True
+        table("report")["redact"] = True
     if executor is not None:
-        data["executor"]["kind"] = executor
+        table("executor")["kind"] = executor
     if address is not None:
-        data["executor"]["address"] = address
+        table("executor")["address"] = address
     return parse_config(data, str(config) if config else "command line")
 
 

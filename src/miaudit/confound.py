@@ -31,6 +31,7 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from miaudit.cohort import float_inputs
 from miaudit.errors import InputError
 from miaudit.risk.curves import delong
 
@@ -125,7 +126,7 @@ class ClassifierControl:
 
 
 def _features(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    x = np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1)
+    x = float_inputs(np.asarray(inputs)).reshape(len(inputs), -1)
     lab = np.asarray(labels)
     if lab.ndim == 1:
         k = int(lab.max()) + 1

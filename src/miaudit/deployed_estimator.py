@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from miaudit.cohort import Cohort
+from miaudit.cohort import Cohort, float_inputs
 from miaudit.deployed_model import require_file
 from miaudit.errors import InputError
 from miaudit.recipes.estimator import estimator_logits
@@ -125,7 +125,7 @@ def _features(est: Any, cohort: Cohort, inputs: str | None, path: Path) -> tuple
                 "[cohort] features"
             )
         return "raw", tuple(wanted), raw[wanted]
-    x = np.asarray(cohort.inputs, dtype=np.float64).reshape(cohort.num_records, -1)
+    x = float_inputs(cohort.inputs).astype(np.float64).reshape(cohort.num_records, -1)
     encoded = tuple(cohort.feature_names) if cohort.modality == "table" else ()
     if names is not None and tuple(map(str, names)) != encoded:
         raise InputError(

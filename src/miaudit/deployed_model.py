@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from miaudit.cohort import Cohort
+from miaudit.cohort import Cohort, float_inputs
 from miaudit.datasets.tabular import read_table
 from miaudit.errors import InputError, shown_ids
 from miaudit.models import ModelSpec, build_module, parameter_shapes
@@ -472,7 +472,7 @@ def _encoded_feed(path: Path, inputs: list[Any], cohort: Cohort) -> tuple[dict[s
             f"({_preview([i.name for i in inputs])}); miaudit feeds the encoded records as one "
             "input, or with target.inputs = \"raw\" one raw column per input of the same name"
         )
-    x = np.ascontiguousarray(cohort.inputs, dtype=np.float32)
+    x = float_inputs(cohort.inputs)  # uint8 pixels as value / 255, as the references see them
     dims = _onnx_dims(list(inputs[0].shape))
     want = list(x.shape[1:])
     if len(dims) != x.ndim or any(d is not None and d != w for d, w in zip(dims[1:], want, strict=False)):
@@ -706,7 +706,7 @@ def predict_state_dict(path: Path, cohort: Cohort, model: ModelSpec) -> TargetOu
     module = build_module(model, in_features, cohort.num_classes)
     module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     module.eval()
-    x = torch.from_numpy(np.ascontiguousarray(cohort.inputs, dtype=np.float32))
+    x = torch.from_numpy(float_inputs(cohort.inputs))
     parts = []
     with cpu_threads(), torch.no_grad():
         for start in range(0, x.shape[0], CHUNK_ROWS):

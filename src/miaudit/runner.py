@@ -19,7 +19,8 @@ import numpy as np
 
 from miaudit.cohort import Cohort
 from miaudit.config import AuditConfig, CohortConfig, DeployedConfig, ReportSpec
-from miaudit.datasets import load_builtin, load_table_cohort, make_synthetic
+from miaudit.datasets import BUILTIN, load_builtin, load_table_cohort, make_synthetic
+from miaudit.datasets.builtin import unknown_dataset
 from miaudit.datasets.local import is_local, load_local
 from miaudit.datasets.media import MediaSpec, load_media_cohort
 from miaudit.datasets.tabular import TableSpec
@@ -87,6 +88,8 @@ def load_cohort(cfg: CohortConfig, *, decode: bool = True) -> Cohort:
     if cfg.dataset is not None and is_local(cfg.dataset):
         cohort = load_local(cfg.dataset, cfg.root, decode=decode)
     elif cfg.dataset is not None:
+        if cfg.dataset not in BUILTIN:
+            raise unknown_dataset(cfg.dataset)
         if cfg.root is not None:
             raise InputError(
                 f"cohort.root: the built-in cohort {cfg.dataset!r} ships with its package and "

@@ -16,7 +16,9 @@ from miaudit.config.audit import AuditConfig
 from miaudit.config.base import Strict
 from miaudit.errors import InputError
 
-__all__ = ["load_config", "parse_config", "read_toml", "to_toml", "validation_message"]
+__all__ = [
+    "load_config", "parse_config", "read_config_data", "read_toml", "to_toml", "validation_message",
+]
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -58,16 +60,24 @@ def load_config(path: Path, *, tables: tuple[str, ...] = ()) -> Any:
     the result is ``(config, {name: table})``, without it just the config.
     """
     path = Path(path)
-    data = read_toml(path)
+    data = read_config_data(path)
     extra = {name: data.pop(name) for name in tables if name in data}
+    config = parse_config(data, str(path))
+    return (config, extra) if tables else config
+
+
+def read_config_data(path: Path) -> dict[str, Any]:
+    """A config file's own keys (nothing filled in), its cohort's relative paths taken from
+    the config's folder: what the command line then overrides before one validation."""
+    path = Path(path)
+    data = read_toml(path)
     cohort = data.get("cohort")
     if isinstance(cohort, dict):
         for key in ("path", "root", "array"):
             if isinstance(cohort.get(key), str):
                 p = Path(cohort[key]).expanduser()
                 cohort[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    config = parse_config(data, str(path))
-    return (config, extra) if tables else config
+    return data
 
 
 def validation_message(err: ValidationError, source: str) -> str:

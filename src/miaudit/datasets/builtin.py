@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.cohort import Cohort
+from miaudit.config.cohort import LOCAL_DATASETS
 from miaudit.datasets.tabular import MISSING, TableSpec, cohort_from_frame
 from miaudit.errors import InputError
 
@@ -111,13 +112,19 @@ def list_builtin() -> list[BuiltinInfo]:
 def load_builtin(name: str) -> Cohort:
     """Load a built-in cohort by name (InputError for unknown names or a missing package)."""
     if name not in BUILTIN:
-        close = difflib.get_close_matches(name, list(BUILTIN), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise InputError(
-            f"unknown built-in dataset {name!r}.{hint} Valid names: {', '.join(BUILTIN)} "
-            "(see `miaudit datasets`)."
-        )
+        raise unknown_dataset(name)
     return _LOADERS[name]()
+
+
+def unknown_dataset(name: str) -> InputError:
+    """The error for a dataset name that is neither built in nor a paper dataset."""
+    close = difflib.get_close_matches(name, [*BUILTIN, *LOCAL_DATASETS], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return InputError(
+        f"unknown dataset {name!r}.{hint} Built-in cohorts: {', '.join(BUILTIN)}; the paper's "
+        f"datasets, read from your copy with cohort.root: {', '.join(LOCAL_DATASETS)} (see "
+        "`miaudit datasets`)."
+    )
 
 
 # -- package access -------------------------------------------------------------------------

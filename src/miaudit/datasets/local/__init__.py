@@ -17,13 +17,13 @@ One module per dataset, each with ``INFO`` (what ``miaudit datasets`` shows) and
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from miaudit.cohort import Cohort
 from miaudit.config.cohort import LOCAL_DATASETS
+from miaudit.datasets.builtin import unknown_dataset
 from miaudit.errors import InputError
 
 __all__ = ["LOCAL", "LocalInfo", "info", "is_local", "list_local", "load_local"]
@@ -57,12 +57,7 @@ def is_local(name: str) -> bool:
 
 def _module(name: str):
     if name not in LOCAL:
-        close = difflib.get_close_matches(name, list(LOCAL), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise InputError(
-            f"unknown dataset {name!r}.{hint} Datasets read from a local copy: "
-            f"{', '.join(LOCAL)} (see `miaudit datasets`)."
-        )
+        raise unknown_dataset(name)
     return importlib.import_module(LOCAL[name])
 
 
