@@ -121,10 +121,14 @@ def first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int, bytes] |
             offset += len(chunk)
 
 
-def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(
+    path: str | Path, text_columns: Sequence[str] = (), columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Read a .csv/.tsv(.gz) or .parquet file, turning every failure into one clear message.
 
     ``text_columns`` (the id columns) are read as written: "007" stays "007", never 7.
+    ``columns``: read only those of them the file has (a large table's other columns are
+    never held in memory).
     """
     path = Path(path)
     kind, gz = _table_kind(path)
@@ -141,8 +145,10 @@ def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFra
         raise InputError(f"file '{path}' is empty (0 bytes); export the table again.")
     if kind == "parquet":
         frame = _read_parquet(path)
+        if columns is not None:
+            frame = frame[[c for c in frame.columns if str(c) in set(columns)]]
     else:
-        frame = _read_text(path, _TEXT_SUFFIXES[f".{kind}"], gz, tuple(text_columns))
+        frame = _read_text(path, _TEXT_SUFFIXES[f".{kind}"], gz, tuple(text_columns), columns)
     if frame.shape[1] == 0:
         raise InputError(f"file '{path}' has no columns; export the table again with a header row.")
     if len(frame) == 0:
@@ -165,8 +171,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from error
 
 
-def _read_text(path: Path, sep: str, gz: bool, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_text(path: Path, sep: str, gz: bool, text_columns: tuple[str, ...] = (),
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
     compression = "gzip" if gz else None
+    wanted = None if columns is None else set(columns)
     what = "tab-separated" if sep == "\t" else "comma-separated"
     try:
         frame = pd.read_csv(
@@ -177,6 +185,7 @@ def _read_text(path: Path, sep: str, gz: bool, text_columns: tuple[str, ...] = (
             compression=compression,
             dtype=dict.fromkeys(text_columns, str) or None,
             keep_default_na=True,
+            usecols=None if wanted is None else (lambda c: c in wanted),
         )
         header = pd.read_csv(
             path,

@@ -38,3 +38,22 @@ def test_datasets_command_lists_them_with_where_to_get_them():
         assert " ".join(f"{name}: {entry.obtain}".split()) in text
         assert f"root/{entry.layout[0][0]}" in text
     assert "--preset paper" in text
+
+
+def test_a_large_table_is_read_only_in_the_columns_an_adapter_uses(tmp_path):
+    import gzip
+
+    import pytest
+
+    from miaudit.datasets.local.layout import Layout
+    from miaudit.errors import InputError
+
+    path = tmp_path / "metadata.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("dicom_id,subject_id,notes,Rows\n007,10,long text,3056\n")
+    layout = Layout("mimic_cxr", tmp_path)
+    frame = layout.table(path, ["dicom_id", "subject_id"], "ids", also=("ViewPosition",))
+    assert list(frame.columns) == ["dicom_id", "subject_id"] and frame["dicom_id"].tolist() == ["007"]
+    assert list(layout.table(path, ["dicom_id"], "ids").columns) == ["dicom_id", "subject_id", "notes", "Rows"]
+    with pytest.raises(InputError, match=r"'metadata.csv.gz' lacks column\(s\) 'study_id'"):
+        layout.table(path, ["dicom_id", "study_id"], "ids", also=())

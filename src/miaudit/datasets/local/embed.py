@@ -158,8 +158,8 @@ def load(root: Path) -> Cohort:
     layout = Layout("embed", root)
     clinical_path = layout.file(*_CLINICAL, holds=INFO.layout[0][1])
     metadata_path = layout.file(*_METADATA, holds=INFO.layout[1][1])
-    clinical = layout.table(clinical_path, _CLINICAL_COLUMNS, INFO.layout[0][1])
-    metadata = layout.table(metadata_path, _METADATA_COLUMNS, INFO.layout[1][1])
+    clinical = layout.table(clinical_path, _CLINICAL_COLUMNS, INFO.layout[0][1], also=())
+    metadata = layout.table(metadata_path, _METADATA_COLUMNS, INFO.layout[1][1], also=())
     rows = _screening_images(layout, clinical, metadata, clinical_path)
     if len(rows) == 0:
         raise InputError(f"{layout.where}: no image is left after the paper's filters (screening "

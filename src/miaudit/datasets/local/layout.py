@@ -65,10 +65,13 @@ class Layout:
                 return path
         return None
 
-    def table(self, path: Path, columns: Sequence[str], holds: str) -> pd.DataFrame:
+    def table(self, path: Path, columns: Sequence[str], holds: str,
+              also: Sequence[str] | None = None) -> pd.DataFrame:
         """A CSV of the layout read with every column as text (ids stay as written; blanks
-        are missing), checked for ``columns``."""
-        frame = read_table(path, text_columns=_all_columns(path))
+        are missing), checked for ``columns``. With ``also`` only ``columns`` and those of
+        ``also`` the file has are read (the large tables: EMBED, MIMIC)."""
+        keep = None if also is None else [*columns, *also]
+        frame = read_table(path, text_columns=_all_columns(path), columns=keep)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise InputError(

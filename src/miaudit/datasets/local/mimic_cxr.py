@@ -81,7 +81,7 @@ def _text(values: pd.Series) -> pd.Series:
 def _labels(layout: Layout, metadata: pd.DataFrame) -> np.ndarray:
     """[N, 14] 0/1 NegBio findings of each image's study."""
     path = layout.file(_LABELS, holds=INFO.layout[1][1])
-    frame = layout.table(path, ["subject_id", "study_id", *FINDINGS], INFO.layout[1][1])
+    frame = layout.table(path, ["subject_id", "study_id", *FINDINGS], INFO.layout[1][1], also=())
     keys = pd.MultiIndex.from_arrays([_text(frame["subject_id"]), _text(frame["study_id"])])
     repeated = np.flatnonzero(keys.duplicated(keep=False))
     if repeated.size:
@@ -105,7 +105,7 @@ def _labels(layout: Layout, metadata: pd.DataFrame) -> np.ndarray:
 def _holdout(layout: Layout, metadata: pd.DataFrame) -> np.ndarray:
     """[N] bool: the image is in the official test split."""
     path = layout.file(_SPLIT, holds=INFO.layout[2][1])
-    frame = layout.table(path, ["dicom_id", "split"], INFO.layout[2][1])
+    frame = layout.table(path, ["dicom_id", "split"], INFO.layout[2][1], also=())
     split = _text(frame["split"])
     bad = np.flatnonzero(~split.isin(SPLITS).to_numpy())
     if bad.size:
@@ -125,7 +125,7 @@ def _holdout(layout: Layout, metadata: pd.DataFrame) -> np.ndarray:
 def _mimic_iv(layout: Layout, name: str, columns: list[str], holds: str) -> tuple[Path, pd.DataFrame]:
     candidates = [f"{d}{name}{z}" for d in MIMIC_IV for z in (".csv.gz", ".csv")]
     path = layout.file(*candidates, holds=holds + _IV_HELP.format(name=f"{name}.csv.gz"))
-    return path, layout.table(path, columns, holds)
+    return path, layout.table(path, columns, holds, also=("race", "ethnicity"))
 
 
 def _race(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -185,7 +185,7 @@ def load(root: Path) -> Cohort:
     """The paper's MIMIC-CXR cohort from the copy under ``root`` (module doc)."""
     layout = Layout("mimic_cxr", root)
     path = layout.file(_METADATA, holds=INFO.layout[0][1])
-    frame = layout.table(path, ["dicom_id", "subject_id", "study_id"], INFO.layout[0][1])
+    frame = layout.table(path, ["dicom_id", "subject_id", "study_id"], INFO.layout[0][1], also=())
     for column in ("dicom_id", "subject_id", "study_id"):
         empty = np.flatnonzero(frame[column].isna().to_numpy())
         if empty.size:
