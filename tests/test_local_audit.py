@@ -54,6 +54,10 @@ def _check_test_split_held_out(run: Path, held_records: list[str]) -> None:
     assert set(patients.loc[held, "patient_id"]) == test_patients
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 <= summary["diagnostic"]["auroc_mean"] <= 1.0  # measured on the test split
+    split = summary["cohort"]["test_split"]
+    assert split == {"records": len(held_records), "patients": len(test_patients)}
+    assert f"records of {split['patients']:,} patients), which no model trained on" in (
+        run / "report.html").read_text()
 
 
 def test_ptbxl_audit_runs_on_the_papers_cohort(tmp_path):
@@ -61,6 +65,7 @@ def test_ptbxl_audit_runs_on_the_papers_cohort(tmp_path):
     expected = ptbxl.write(root)
     done = _audit(tmp_path, "ptbxl", root)
     assert done.returncode == 0, done.stderr
+    assert "on the official test split: 2 records of 2 patients" in " ".join(done.stdout.split())
     run = tmp_path / "run"
     config = (run / "config.toml").read_text()
     assert 'preset = "paper"' in config and 'family = "resnet1d"' in config and "blocks = 1" in config

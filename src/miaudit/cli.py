@@ -232,6 +232,15 @@ def _attribute_columns(patients: Any) -> list[str]:
     return [c for c in patients.columns if c.startswith(L.ATTRIBUTE_PREFIX)][:4]
 
 
+def _tested_on(cohort: dict[str, Any]) -> str:
+    """Which records the diagnostic AUROC is measured on, in words."""
+    split = cohort.get("test_split")
+    if not split:
+        return "on each model's unseen patients"
+    return (f"on the official test split: {split['records']:,} records of {split['patients']:,} "
+            "patients, held out of every model")
+
+
 def _print_summary(summary: dict[str, Any], patients: Any) -> None:
     cohort = summary["cohort"]
     diag = summary["diagnostic"]
@@ -239,7 +248,7 @@ def _print_summary(summary: dict[str, Any], patients: Any) -> None:
         f"\n[bold]{escape(str(cohort['name']))}[/]: {cohort['records']:,} records, "
         f"{cohort['patients']:,} "
         f"patients, {summary['models']} reference models. Diagnostic AUROC "
-        f"{_fmt(diag['auroc_mean'])} ± {_fmt(diag['auroc_std'])} (on each model's unseen patients)."
+        f"{_fmt(diag['auroc_mean'])} ± {_fmt(diag['auroc_std'])} ({_tested_on(cohort)})."
     )
     thresholds = [str(t) for t in summary["thresholds"]]
     table = Table(title="Attack success: aggregate vs per patient")

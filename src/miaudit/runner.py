@@ -144,6 +144,10 @@ def cohort_info(cohort: Cohort) -> dict[str, Any]:
         "input_shape": [int(d) for d in cohort.inputs.shape[1:]],
         "multilabel": cohort.multilabel,
         "attributes": list(cohort.attributes.columns),
+        **({} if cohort.holdout is None else {"test_split": {
+            "records": int(np.count_nonzero(cohort.holdout)),
+            "patients": int(np.count_nonzero(cohort.holdout_patients())),
+        }}),
     }
 
 
