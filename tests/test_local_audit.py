@@ -106,3 +106,42 @@ def test_fitzpatrick17k_audit_decodes_once_and_resumes_from_the_cache(tmp_path):
     renewed = sorted((run / "cache").iterdir())
     assert len(renewed) == 2 and renewed[1] != cache[1]
     np.testing.assert_array_equal(np.load(renewed[1], allow_pickle=False), pixels)
+
+
+def test_a_run_killed_while_decoding_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """The decode stops midway (a kill); the rerun decodes only the rest and its results,
+    pixels and shards are those of a run that was never interrupted, byte for byte."""
+    from hostile.runfiles import result_digests
+
+    from miaudit.audit import run_audit
+    from miaudit.config import parse_config
+    from miaudit.datasets.local.decode import ImageSource
+    from miaudit.results import pixels
+
+    root = tmp_path / "copy"
+    fitzpatrick17k.write(root, records=30)
+    config = parse_config({
+        "cohort": {"dataset": "fitzpatrick17k", "root": str(root)}, "preset": "paper",
+        "model": {"width": 4, "blocks": 1}, "training": {"epochs": 1},
+        "audit": {"models": 4, "attacks": ["loss"], "null_permutations": 2},
+    }, "test")
+    monkeypatch.setattr(pixels, "CHUNK", 8)
+    run_audit(config, tmp_path / "whole")
+    decode = ImageSource.decode_rows
+    calls: list[int] = []
+
+    def killed_at_the_third_chunk(self, lo, hi):
+        calls.append(lo)
+        if lo == 16 and len(calls) == 3:
+            raise KeyboardInterrupt
+        return decode(self, lo, hi)
+
+    monkeypatch.setattr(ImageSource, "decode_rows", killed_at_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(config, tmp_path / "killed")
+    assert not list((tmp_path / "killed" / "shards").glob("*.npz"))
+    run_audit(config, tmp_path / "killed")
+    assert calls == [0, 8, 16, 16, 24]  # resumed at the chunk the kill interrupted
+    whole, killed = (sorted((tmp_path / r / "cache").glob("*.npy")) for r in ("whole", "killed"))
+    assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in killed]
+    assert result_digests(tmp_path / "killed") == result_digests(tmp_path / "whole")
