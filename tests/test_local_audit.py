@@ -145,3 +145,31 @@ def test_a_run_killed_while_decoding_resumes_to_the_uninterrupted_result(tmp_pat
     whole, killed = (sorted((tmp_path / r / "cache").glob("*.npy")) for r in ("whole", "killed"))
     assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in killed]
     assert result_digests(tmp_path / "killed") == result_digests(tmp_path / "whole")
+
+
+def test_a_sweep_decodes_the_pixels_once_and_holds_out_the_official_split(tmp_path):
+    from miaudit.config import parse_config
+    from miaudit.config.sweep import SweepSpec
+    from miaudit.sweep import run_sweep
+
+    root = tmp_path / "copy"
+    expected = fitzpatrick17k.write(root, records=30)
+    config = parse_config({
+        "cohort": {"dataset": "fitzpatrick17k", "root": str(root)}, "preset": "paper",
+        "model": {"blocks": 1}, "training": {"epochs": 1},
+        "audit": {"models": 4, "attacks": ["loss"], "null_permutations": 2},
+    }, "test")
+    table = run_sweep(config, SweepSpec(widths=[4, 8]), tmp_path / "sweep")
+    assert len(table) == 2
+    assert len(list((tmp_path / "sweep" / "cache").glob("*.npy"))) == 1
+    held = set(expected.test)
+    for point in ("w4", "w8"):
+        run = tmp_path / "sweep" / point
+        assert not (run / "cache").exists()  # the sweep's pixels, not a copy per point
+        records = pd.read_parquet(run / "records.parquet")
+        plan = np.load(run / "plan.npz", allow_pickle=False)
+        patients = pd.read_parquet(run / "patients.parquet")
+        assert set(patients.loc[plan["holdout"], "patient_id"]) == held
+        assert set(records["record_id"]) >= held
+    page = (tmp_path / "sweep" / "sweep.html").read_text()
+    assert f"official test split ({len(held)} records of {len(held)} patients)" in page

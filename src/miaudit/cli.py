@@ -361,10 +361,11 @@ def sweep(
     for _, row in table[columns].iterrows():
         _row(shown, *[_fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()])
     console.print(shown)
-    console.print(
-        f"Every point held out {spec.holdout_fraction:.0%} of the patients from all its models "
-        "to measure the diagnostic AUROC (sweep.holdout_fraction)."
-    )
+    split = table.attrs.get("test_split")
+    held = (f"the dataset's official test split ({split['records']:,} records of "
+            f"{split['patients']:,} patients)" if split else
+            f"{spec.holdout_fraction:.0%} of the patients (sweep.holdout_fraction)")
+    console.print(f"Every point held out {held} from all its models to measure the diagnostic AUROC.")
     console.print(
         f"Results in [bold]{escape(str(run_dir))}[/] (sweep.html, sweep.csv, sweep.svg, one run "
         "per point)"

@@ -24,6 +24,7 @@ import pydantic
 
 from miaudit import disparity, risk
 from miaudit.audit import AuditResult, run_audit
+from miaudit.cohort import Cohort
 from miaudit.config import AuditConfig
 from miaudit.config.sweep import KNOBS, SweepSpec
 from miaudit.errors import InputError
@@ -35,7 +36,8 @@ from miaudit.results.ownership import Manifest, claim, owning, start
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz, make_dirs
 from miaudit.results.write import write_sweep
-from miaudit.runner import ProgressSink
+from miaudit.results.pixels import cached_pixels
+from miaudit.runner import ProgressSink, cohort_info, load_cohort
 from miaudit.training.dp import DPSpec, privacy_report
 
 __all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
@@ -104,8 +106,14 @@ def _epsilon_name(eps: float) -> str:
     return "eps-inf" if math.isinf(eps) else f"eps{eps:g}"
 
 
-def sweep_points(config: AuditConfig, sweep: SweepSpec) -> list[tuple[str, AuditConfig]]:
-    """One (name, config) per grid point; all share cohort, plan size, seeds and held-out patients."""
+def sweep_points(
+    config: AuditConfig, sweep: SweepSpec, *, holdout_fraction: float | None = None
+) -> list[tuple[str, AuditConfig]]:
+    """One (name, config) per grid point; all share cohort, plan size, seeds and held-out patients.
+
+    ``holdout_fraction`` replaces the sweep's (0 where the cohort holds out its dataset's
+    official test split instead)."""
+    holdout = sweep.holdout_fraction if holdout_fraction is None else holdout_fraction
     fields = type(config).model_fields
     if sweep.epsilons and "privacy" not in fields:
         raise InputError(
@@ -126,7 +134,7 @@ def sweep_points(config: AuditConfig, sweep: SweepSpec) -> list[tuple[str, Audit
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
             raise InputError(f"{where}: not a valid model ({problems})") from None
         data["model"] = model
-        data["audit"]["holdout_fraction"] = sweep.holdout_fraction
+        data["audit"]["holdout_fraction"] = holdout
         if "sweep" in fields:
             data["sweep"] = None
         if eps is not None:
@@ -247,11 +255,14 @@ def run_sweep(
     per-subgroup high-risk shares.
     """
     out = Path(out)
-    points = sweep_points(config, sweep)
     manifest = own_sweep_folder(out)
+    cohort = _shared_cohort(config, out, manifest, progress)
+    split = cohort_info(cohort).get("test_split")
+    holdout = 0.0 if split else sweep.holdout_fraction
+    points = sweep_points(config, sweep, holdout_fraction=holdout)
     rows, curves = [], {}
     for name, cfg in points:
-        result = run_audit(cfg, out / name, force=force, progress=progress)
+        result = run_audit(cfg, out / name, force=force, progress=progress, cohort=cohort)
         row = _row(name, cfg, result)
         rows.append(row)
         curves[name] = (risk.survival(result.patients[L.EXPOSURE].to_numpy(dtype=float)), row)
@@ -263,12 +274,28 @@ def run_sweep(
                  "envelope of its accountant's (ε(δ), δ) profile; max_auc_eps_delta: from the "
                  "single (ε, δ) pair",
     }
-    meta["holdout_fraction"] = sweep.holdout_fraction
+    meta["holdout_fraction"] = holdout
+    if split:
+        meta["test_split"] = split
+    table.attrs["test_split"] = split
     chart = sweep_chart(table, {k: v[0] for k, v in curves.items()})
     page = render_sweep(table, chart, meta, name=out.name)
     with owning(manifest):
         write_sweep(out, table, meta, chart, page)
     return table
+
+
+def _shared_cohort(config: AuditConfig, out: Path, manifest: Manifest,
+                   progress: ProgressSink | None) -> Cohort:
+    """The cohort every point audits, loaded once; an image cohort's pixels decoded once
+    into the sweep folder's own ``cache/`` (resumable, as a run's), not once per point."""
+    cohort = load_cohort(config.cohort, decode=False)
+    if cohort.pending is None:
+        return cohort
+    if not (out / L.CACHE_DIR).exists():
+        manifest.own_dir(out / L.CACHE_DIR)
+    with owning(manifest):
+        return cohort.decoded(cached_pixels(out, cohort.pending, progress))
 
 
 def _is_sweep_record(folder: Path) -> bool:

@@ -49,6 +49,7 @@ def render_sweep(table: pd.DataFrame, chart: str, meta: dict[str, Any], *, name:
         svg=Markup(chart),
         models=int(table["models"].iloc[0]) if "models" in table and len(table) else 0,
         holdout=float(meta.get("holdout_fraction", math.nan)),
+        test_split=meta.get("test_split"),
         attack=str(table["attack"].iloc[0]) if "attack" in table and len(table) else "",
         high_risk=meta.get("high_risk_threshold", 0.9),
     )
