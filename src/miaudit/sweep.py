@@ -33,10 +33,10 @@ from miaudit.report import charts
 from miaudit.report.sweep import render_sweep
 from miaudit.results import layout as L
 from miaudit.results.ownership import Manifest, claim, owning, start
+from miaudit.results.pixels import cached_pixels
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz, make_dirs
 from miaudit.results.write import write_sweep
-from miaudit.results.pixels import cached_pixels
 from miaudit.runner import ProgressSink, cohort_info, load_cohort
 from miaudit.training.dp import DPSpec, privacy_report
 
