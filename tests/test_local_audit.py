@@ -173,3 +173,25 @@ def test_a_sweep_decodes_the_pixels_once_and_holds_out_the_official_split(tmp_pa
         assert set(records["record_id"]) >= held
     page = (tmp_path / "sweep" / "sweep.html").read_text()
     assert f"official test split ({len(held)} records of {len(held)} patients)" in page
+
+
+def test_an_image_that_does_not_decode_stops_the_run_by_its_path_and_the_fixed_copy_resumes(tmp_path):
+    root = tmp_path / "fitzpatrick17k"
+    expected = fitzpatrick17k.write(root, records=24)
+    broken = root / "images" / f"{expected.record_ids[20]}.jpg"
+    good = broken.read_bytes()
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    (tmp_path / "small.toml").write_text(SMALL)
+    env_args = ("audit", "small.toml", "--dataset", "fitzpatrick17k", "--root", str(root),
+                "--preset", "paper", "--out", "run", "--redact")
+    failed = miaudit(*env_args, cwd=tmp_path)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    message = " ".join(failed.stderr.split())
+    assert message.count("error:") == 1 and f"file '{broken}'" in message and "not a readable image" in message
+    assert f"'{expected.record_ids[20]}')" not in message and "record 'R-" in message  # pseudonymised
+    broken.write_bytes(good)  # the repaired copy is another cohort (its content key changed)
+    refused = miaudit(*env_args, cwd=tmp_path)
+    assert refused.returncode == 2 and "pass --force to replace that run" in refused.stderr
+    done = miaudit(*env_args, "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "run" / "cache").glob("*.npy"))) == 1  # the old key's pixels went

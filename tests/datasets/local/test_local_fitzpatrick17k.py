@@ -52,7 +52,7 @@ def test_faults_name_the_file(tmp_path):
     expected = fitzpatrick17k.write(tmp_path)
     broken = tmp_path / "images" / f"{expected.record_ids[4]}.jpg"
     broken.write_bytes(b"not a jpeg")
-    with pytest.raises(InputError, match=f"file '{broken}' \\(fitzpatrick17k record {expected.record_ids[4]}\\)"
+    with pytest.raises(InputError, match=f"file '{broken}' \\(fitzpatrick17k record '{expected.record_ids[4]}'\\)"
                        ": not a readable image"):
         load_local("fitzpatrick17k", tmp_path)
     broken.unlink()

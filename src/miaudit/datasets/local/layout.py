@@ -18,7 +18,7 @@ import pandas as pd
 from miaudit.cohort import Cohort
 from miaudit.datasets.local.decode import ImageSource, Reader, read_image
 from miaudit.datasets.tabular import MISSING, _listing, _patient_index, _rows_text, read_table
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_id
 
 #: Image size and the ECG sampling rate of the paper's preprocessing.
 PAPER_IMAGE_SIZE = (64, 64)
@@ -153,7 +153,8 @@ def image_cohort(
     Until then ``inputs`` is a read-only placeholder of the final shape, which costs no
     memory; the fingerprint uses the files' content key instead.
     """
-    describe = tuple(f"file '{p}' ({name} record {r})" for p, r in zip(paths, record_ids, strict=True))
+    describe = tuple(f"file '{p}' ({name} record {shown_id(r, 'R-')})"
+                     for p, r in zip(paths, record_ids, strict=True))
     pixels = ImageSource(tuple(Path(p) for p in paths), describe, size, channels, reader, reader_name)
     placeholder = np.broadcast_to(np.zeros((), dtype=np.uint8), pixels.shape)
     cohort = Cohort(

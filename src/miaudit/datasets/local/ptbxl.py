@@ -34,7 +34,7 @@ from miaudit.datasets.media.spec import MediaSpec
 from miaudit.datasets.media.waveforms import assemble_signals
 from miaudit.datasets.media.wfdb import _wfdb_signal
 from miaudit.datasets.tabular import _rows_text
-from miaudit.errors import InputError
+from miaudit.errors import InputError, shown_id
 
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
 SAMPLING_RATE = 100.0
@@ -144,7 +144,7 @@ def load(root: Path) -> Cohort:
         raise InputError(f"{where}: column 'filename_lr' is empty in data rows "
                          f"{_rows_text(empty)}; restore the file from the distribution.")
     record_ids = frame["ecg_id"].astype(str).str.strip().to_numpy(dtype=object)
-    describe = [f"WFDB record '{layout.root / f}' (ptbxl ecg_id {r})"
+    describe = [f"WFDB record '{layout.root / f}' (ptbxl ecg_id {shown_id(r, 'R-')})"
                 for f, r in zip(files, record_ids, strict=True)]
     loaders = [_signal_loader(layout.root / f, d) for f, d in zip(files, describe, strict=True)]
     spec = MediaSpec(path=database, modality="signal", sampling_rate=SAMPLING_RATE,
