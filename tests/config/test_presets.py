@@ -26,10 +26,13 @@ def test_every_paper_dataset_has_its_recipe():
 @pytest.mark.parametrize(
     ("dataset", "model", "training", "flip"),
     [
-        ("chexpert", {"family": "wrn", "width": 32, "blocks": 4}, {"epochs": 60, "batch_size": 1024}, True),
+        ("chexpert", {"family": "wrn", "width": 32, "blocks": 4},
+         {"epochs": 60, "batch_size": 1024, "optimizer": "sgd", "learning_rate": 1.0, "momentum": 0.9,
+          "weight_decay": 1e-4, "schedule": "cosine", "warmup": 0.05, "ema": 0.9995}, True),
         ("embed", {"family": "wrn", "width": 32, "blocks": 4}, {"epochs": 30, "batch_size": 1024}, False),
         ("fitzpatrick17k", {"family": "wrn", "width": 32, "blocks": 4}, {"epochs": 100, "batch_size": 256}, True),
-        ("ptbxl", {"family": "resnet1d", "width": 128, "blocks": 1}, {"epochs": 100, "batch_size": 1024}, False),
+        ("ptbxl", {"family": "resnet1d", "width": 128, "blocks": 1},
+         {"epochs": 100, "batch_size": 1024, "learning_rate": 0.25, "weight_decay": 5e-3, "ema": 0.995}, False),
         ("mimic_iv_ed", {"family": "tabresnet", "width": 300, "blocks": 6}, {"epochs": 100, "batch_size": 1024},
          False),
     ],
@@ -47,7 +50,10 @@ def test_the_users_keys_win_and_the_hash_is_the_recipes():
     assert (mine.training.epochs, mine.training.batch_size) == (3, 1024)
     spelled = parse_config({"cohort": {"dataset": "ptbxl", "root": "/elsewhere"},
                             "model": {"family": "resnet1d", "width": 64, "blocks": 1, "kernel_size": 7},
-                            "training": {"epochs": 3, "batch_size": 1024}}, "test")
+                            "training": {"epochs": 3, "batch_size": 1024, "optimizer": "sgd",
+                                         "learning_rate": 0.25, "weight_decay": 5e-3,
+                                         "schedule": "cosine", "warmup": 0.05, "ema": 0.995}},
+                           "test")
     assert mine.training_hash() == spelled.training_hash()  # the preset is its tables, nothing more
 
 

@@ -6,7 +6,7 @@ of a DP guarantee lives there, the settings here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -31,8 +31,47 @@ class TrainingSpec(Strict):
     epochs: int = pydantic.Field(10, ge=1)
     batch_size: int = pydantic.Field(128, ge=1)
     learning_rate: float = pydantic.Field(1e-3, gt=0.0, allow_inf_nan=False)
-    weight_decay: float = pydantic.Field(0.0, ge=0.0, allow_inf_nan=False)
-    optimizer: Literal["adam"] = "adam"
+    weight_decay: float = pydantic.Field(
+        0.0, ge=0.0, allow_inf_nan=False,
+        description="Adam: coupled L2 penalty; sgd: decoupled decay (p -= lr·wd·p, as Keras)",
+    )
+    optimizer: Literal["adam", "sgd"] = pydantic.Field(
+        "adam", description="adam, or sgd with momentum (Keras' form: v = μv − lr·g; p += v)"
+    )
+    momentum: float = pydantic.Field(0.9, ge=0.0, lt=1.0, description="sgd only")
+    schedule: Literal["constant", "cosine"] = pydantic.Field(
+        "constant", description="sgd: cosine is the paper's lr·cos(7π/16 · t/T) after a "
+        "linear warmup over the first `warmup` share of a model's T steps"
+    )
+    warmup: float = pydantic.Field(0.0, ge=0.0, lt=1.0, description="sgd: share of steps warmed up")
+    ema: float | None = pydantic.Field(
+        None, gt=0.0, lt=1.0, description="sgd: decay of a moving average of the weights, "
+        "which the model is scored with (the paper's 0.95–0.9995)"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _sgd_keys(self) -> TrainingSpec:
+        if self.optimizer == "adam":
+            stray = [k for k in _SGD_KEYS if getattr(self, k) != type(self).model_fields[k].default]
+            if stray:
+                raise ValueError(
+                    f"training: {', '.join(stray)} apply to optimizer = \"sgd\" only; set it, "
+                    "or remove them"
+                )
+        return self
+
+    @pydantic.model_serializer(mode="wrap")
+    def _sgd_keys_where_set(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without the SGD keys at their defaults: configs and runs made before them keep
+        their text and training hash."""
+        data = handler(self)
+        fields = type(self).model_fields
+        return {k: v for k, v in data.items()
+                if k not in _SGD_KEYS or getattr(self, k) != fields[k].default}
+
+
+#: Keys of [training] that only the sgd optimizer reads.
+_SGD_KEYS = ("momentum", "schedule", "warmup", "ema")
 
 
 class DPSpec(Strict):

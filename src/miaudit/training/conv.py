@@ -52,7 +52,7 @@ from miaudit.models.conv import activation_elements, block_shapes
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
-from miaudit.training.optim import StackedAdam, adam_options
+from miaudit.training.optim import ModuleSGD, adam_options, make_optimizer, total_steps
 from miaudit.training.seeds import (
     STREAM_AUGMENT,
     STREAM_DROPOUT,
@@ -184,8 +184,6 @@ def train_conv(
     """
     if not is_conv(model):
         raise InputError(f"model.family: {model.family!r} is a table family; train it with train_group")
-    if training.optimizer != "adam":  # pragma: no cover - the spec admits only adam
-        raise InputError(f"training.optimizer: {training.optimizer!r} is not supported")
     data = check_inputs(inputs, labels, keep, model_index, seed, num_classes, table=False,
                         multilabel=True)
     _check_family_shape(model, data.inputs)
@@ -227,12 +225,17 @@ def _train_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
     for layer in module.modules():
         if isinstance(layer, SeededDropout):
             layer.generator = drop
-    optimizer = torch.optim.Adam(module.parameters(), lr=training.learning_rate,
-                                 weight_decay=training.weight_decay, **adam_options(device))
+    records = data.records(position)
+    optimizer: torch.optim.Optimizer | ModuleSGD
+    if training.optimizer == "sgd":
+        optimizer = ModuleSGD(training, [(list(module.parameters()), training.weight_decay)],
+                              total_steps([records.numel()], training.batch_size, training.epochs)[0])
+    else:
+        optimizer = torch.optim.Adam(module.parameters(), lr=training.learning_rate,
+                                     weight_decay=training.weight_decay, **adam_options(device))
     order = model_generator(data.seed, index, STREAM_ORDER)
     augment = model_generator(data.seed, index, STREAM_AUGMENT)
     loss_fn = _loss(data.multilabel)
-    records = data.records(position)
     module.train()
     for _ in range(training.epochs):
         shuffled = records[torch.randperm(records.numel(), generator=order)]
@@ -246,6 +249,8 @@ def _train_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    if isinstance(optimizer, ModuleSGD):
+        optimizer.finish()
     module.eval()
     return module
 
@@ -271,8 +276,8 @@ def _train_grouped(model: ModelSpec, training: TrainingSpec, data: TrainingData,
     del modules
     base.train()
     names = list(params)
-    adam = StackedAdam([params[k] for k in names], training.learning_rate,
-                       [training.weight_decay] * len(names))
+    optimizer = make_optimizer(training, [params[k] for k in names], [training.weight_decay] * len(names),
+                               total_steps(schedule.counts, training.batch_size, training.epochs))
     loss_fn = _loss(data.multilabel)
     masked = model.dropout > 0.0
 
@@ -303,7 +308,8 @@ def _train_grouped(model: ModelSpec, training: TrainingSpec, data: TrainingData,
                 with _autocast(device, mixed):
                     g = gradients({k: v[lo:hi] for k, v in params.items()}, x,
                                   gather(labels, rows), masks)
-                adam.step(lo, hi, [g[k] for k in names])
+                optimizer.step(lo, hi, [g[k] for k in names])
+    optimizer.finish()
     inverse = torch.from_numpy(np.argsort(schedule.order)).to(device)
     return {k: v.index_select(0, inverse) for k, v in params.items()}, base
 

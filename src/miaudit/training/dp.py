@@ -46,7 +46,7 @@ from miaudit.errors import InputError
 from miaudit.models import ModelSpec, dropout_mask
 from miaudit.training.data import check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
-from miaudit.training.optim import StackedAdam
+from miaudit.training.optim import make_optimizer
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_ORDER, model_generator
 from miaudit.training.stacked import dropout_widths, init_stacked, predict_stacked
 
@@ -656,7 +656,7 @@ def _train(
         decays = [spec.l2 if p.dim() == 3 else 0.0 for p in params]
     else:
         decays = [training.weight_decay] * len(params)
-    adam = StackedAdam(params, training.learning_rate, decays)
+    adam = make_optimizer(training, params, decays, [int(t) for t in steps])
     shapes = [tuple(p.shape[1:]) for p in params]
     sizes = [math.prod(s) for s in shapes]
     inputs = torch.from_numpy(data.inputs).to(device)
@@ -697,6 +697,7 @@ def _train(
             for g, part, s in zip(grads, torch.split(noise, sizes, dim=1), shapes, strict=True):
                 g.add_(part.reshape(-1, *s)).mul_(scale.view((-1,) + (1,) * len(s)))
             adam.step(lo, hi, grads)
+    adam.finish()
     return params, order
 
 

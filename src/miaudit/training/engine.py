@@ -25,7 +25,7 @@ from miaudit.training.conv import train_conv
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
 from miaudit.training.newton import fit_logistic_newton, logits_from_coef
-from miaudit.training.optim import adam_options
+from miaudit.training.optim import ModuleSGD, adam_options, total_steps
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
 from miaudit.training.stacked import predict_stacked, train_stacked
 
@@ -35,7 +35,7 @@ View = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_recipe(model: ModelSpec, training: TrainingSpec, data: TrainingData) -> None:
-    if training.optimizer != "adam":  # pragma: no cover - the spec admits only adam
+    if training.optimizer not in ("adam", "sgd"):  # pragma: no cover - the spec admits these
         raise InputError(f"training.optimizer: {training.optimizer!r} is not supported")
     if model.family == "logistic" and training.weight_decay != 0.0:
         raise InputError(
@@ -193,10 +193,15 @@ def _torch_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
                   {"params": [module.bias], "weight_decay": 0.0}]
     else:
         groups = [{"params": list(module.parameters()), "weight_decay": training.weight_decay}]
-    optimizer = torch.optim.Adam(groups, lr=training.learning_rate, **adam_options(device))
+    records = data.records(position)
+    optimizer: torch.optim.Optimizer | ModuleSGD
+    if training.optimizer == "sgd":
+        optimizer = ModuleSGD(training, [(g["params"], g["weight_decay"]) for g in groups],
+                              total_steps([records.numel()], training.batch_size, training.epochs)[0])
+    else:
+        optimizer = torch.optim.Adam(groups, lr=training.learning_rate, **adam_options(device))
 
     order = model_generator(data.seed, index, STREAM_ORDER)
-    records = data.records(position)
     inputs = torch.from_numpy(data.inputs).to(device)
     labels = torch.from_numpy(data.labels).to(device)
     module.train()
@@ -208,6 +213,8 @@ def _torch_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    if isinstance(optimizer, ModuleSGD):
+        optimizer.finish()
 
     module.eval()
     transforms = list(views) if views else [None]

@@ -1,14 +1,23 @@
-"""Adam over stacked per-model parameters, each model updated as ``torch.optim.Adam`` alone."""
+"""Optimisers over stacked per-model parameters, each model updated as if trained alone.
+
+``StackedAdam`` matches ``torch.optim.Adam``. ``StackedSGD`` is the paper's optimiser (Keras'
+SGD): momentum in Keras' form, decoupled weight decay, a per-model learning-rate schedule
+and a moving average of the weights; ``make_optimizer`` picks one from ``[training]``.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from miaudit.training.devices import _one_thread
 
-__all__ = ["StackedAdam", "adam_options", "fused_adam_supported"]
+__all__ = ["ModuleSGD", "StackedAdam", "StackedSGD", "adam_options", "fused_adam_supported",
+           "make_optimizer", "scheduled_lr", "total_steps"]
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -56,6 +65,9 @@ class StackedAdam:
                 [[t[m] for m in range(models)] for t in tensors]
                 for tensors in (self.params, self.exp_avg, self.exp_avg_sq)
             ]
+
+    def finish(self) -> None:
+        """Nothing to put in place at the end (the moving average is SGD's)."""
 
     @torch.no_grad()
     def step(
@@ -130,3 +142,106 @@ class StackedAdam:
 def adam_options(device: torch.device) -> dict[str, bool]:
     """Options making a lone ``torch.optim.Adam`` match ``StackedAdam``'s default update."""
     return {"fused": True} if fused_adam_supported(device) else {"foreach": False}
+
+
+def scheduled_lr(base: float, step: int, total: int, schedule: str, warmup: float) -> float:
+    """The learning rate at (0-based) ``step`` of ``total``: constant, or the paper's cosine
+    decay ``base · cos(7π/16 · t/T) · min(1, (t/T) / warmup)`` (it ends near 0.2 · base)."""
+    if schedule == "constant":
+        return base
+    progress = step / max(total, 1)
+    ramp = 1.0 if warmup <= 0 else min(max(progress / warmup, 0.0), 1.0)
+    return base * math.cos(7 * math.pi / 16 * progress) * ramp
+
+
+class StackedSGD:
+    """SGD over stacked [G, ...] parameters, each model at its own step of its own schedule.
+
+    Per model and step t (Keras' SGD, the optimiser of the paper's code): lr = the
+    schedule's rate at t; with weight decay wd, ``p -= lr·wd·p`` first (decoupled); then
+    ``v = μ·v − lr·g`` and ``p += v``. With ``ema`` = d, a moving average ``a = d·a +
+    (1 − d)·p`` of the weights after each step (``a = p`` after the first), which
+    :meth:`finish` puts in place of the weights: the model is scored with its average.
+    ``total_steps[m]`` is model m's number of steps (its schedule's T).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, weight_decays: Sequence[float],
+                 *, momentum: float, total_steps: Sequence[int], schedule: str = "constant",
+                 warmup: float = 0.0, ema: float | None = None) -> None:
+        self.params = list(params)
+        self.lr, self.momentum, self.schedule, self.warmup = lr, momentum, schedule, warmup
+        self.weight_decays = list(weight_decays)
+        self.velocity = [torch.zeros_like(p) for p in self.params]
+        self.average = [p.detach().clone() for p in self.params] if ema is not None else None
+        self.ema = ema
+        self.total = [int(t) for t in total_steps]
+        self.steps = [0] * self.params[0].shape[0]
+
+    @torch.no_grad()
+    def step(self, lo: int, hi: int, grads: Sequence[torch.Tensor],
+             grad_views: Sequence[Sequence[torch.Tensor]] | None = None) -> None:
+        """Update models ``lo..hi-1`` with their gradients (each [hi-lo, ...])."""
+        rates = [scheduled_lr(self.lr, self.steps[m], self.total[m], self.schedule, self.warmup)
+                 for m in range(lo, hi)]
+        firsts = [self.steps[m] == 0 for m in range(lo, hi)]
+        device = self.params[0].device
+        for i, (param, grad) in enumerate(zip(self.params, grads, strict=True)):
+            p, v = param[lo:hi], self.velocity[i][lo:hi]
+            shape = (hi - lo,) + (1,) * (p.dim() - 1)
+            lr = torch.tensor(rates, dtype=p.dtype, device=device).view(shape)
+            if self.weight_decays[i]:
+                p.sub_(p * (lr * self.weight_decays[i]))
+            v.mul_(self.momentum).sub_(lr * grad.to(p.dtype))
+            p.add_(v)
+            if self.average is not None and self.ema is not None:
+                a = self.average[i][lo:hi]
+                decay = torch.tensor([0.0 if f else self.ema for f in firsts], dtype=p.dtype,
+                                     device=device).view(shape)
+                a.mul_(decay).add_(p * (1 - decay))
+        for m in range(lo, hi):
+            self.steps[m] += 1
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Put each model's moving average of its weights in place of them (with ``ema``)."""
+        if self.average is not None:
+            for param, average in zip(self.params, self.average, strict=True):
+                param.copy_(average)
+
+
+def make_optimizer(training: Any, params: Sequence[torch.Tensor], weight_decays: Sequence[float],
+                   total_steps: Sequence[int]) -> StackedAdam | StackedSGD:
+    """The stacked optimiser ``[training]`` names (``total_steps``: each model's T)."""
+    if training.optimizer == "sgd":
+        return StackedSGD(params, training.learning_rate, weight_decays,
+                          momentum=training.momentum, total_steps=total_steps,
+                          schedule=training.schedule, warmup=training.warmup, ema=training.ema)
+    return StackedAdam(params, training.learning_rate, weight_decays)
+
+
+def total_steps(counts: Sequence[int] | np.ndarray, batch_size: int, epochs: int) -> list[int]:
+    """Each model's number of steps: ``epochs · ceil(n_m / B)`` (a schedule's T)."""
+    return [int(epochs * -(-int(n) // batch_size)) for n in counts]
+
+
+class ModuleSGD:
+    """:class:`StackedSGD` for one plain module (the reference loops), as a torch optimiser
+    is used: ``zero_grad``, ``backward``, ``step``; then ``finish``."""
+
+    def __init__(self, training: Any, groups: Sequence[tuple[Sequence[torch.Tensor], float]],
+                 total: int) -> None:
+        self.params = [p for params, _ in groups for p in params]
+        decays = [wd for params, wd in groups for _ in params]
+        with torch.no_grad():
+            views = [p.unsqueeze(0) for p in self.params]  # [1, ...] views of the weights
+        self.stacked = make_optimizer(training, views, decays, [total])
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.stacked.step(0, 1, [p.grad.unsqueeze(0) for p in self.params])
+
+    def finish(self) -> None:
+        self.stacked.finish()

@@ -17,7 +17,7 @@ from miaudit.config import TrainingSpec
 from miaudit.models import ModelSpec, dropout_mask, init_parameters
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData
-from miaudit.training.optim import StackedAdam
+from miaudit.training.optim import make_optimizer, total_steps
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
 
 __all__ = ["MLPStep", "dropout_widths", "predict_stacked", "stacked_forward", "train_stacked"]
@@ -202,7 +202,8 @@ def train_stacked(
         decays = [spec.l2 if p.dim() == 3 else 0.0 for p in params]
     else:
         decays = [training.weight_decay] * len(params)
-    adam = StackedAdam(params, training.learning_rate, decays)
+    adam = make_optimizer(training, params, decays,
+                          total_steps(schedule.counts, training.batch_size, training.epochs))
     manual = MLPStep(params, max_models, training.batch_size) if spec.family != "tabresnet" else None
 
     inputs = torch.from_numpy(data.inputs).to(device)
@@ -231,6 +232,7 @@ def train_stacked(
                     logits.reshape(-1, logits.shape[-1]), gather(labels, rows).reshape(-1), reduction="sum"
                 ) / size
                 adam.step(lo, hi, torch.autograd.grad(loss, leaves))
+    adam.finish()
     return params, schedule
 
 

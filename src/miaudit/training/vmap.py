@@ -23,7 +23,7 @@ from miaudit.errors import InputError
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
-from miaudit.training.optim import StackedAdam
+from miaudit.training.optim import make_optimizer, total_steps
 from miaudit.training.seeds import STREAM_INIT, STREAM_ORDER, model_generator, model_seed
 from miaudit.training.stacked import NAIVE_BMM_LIMIT
 
@@ -74,7 +74,7 @@ def train_vmap(
     ``views`` are deterministic query transforms applied to the inputs at inference.
     """
     data = check_inputs(inputs, labels, keep, model_index, seed, num_classes, table=False)
-    if training.optimizer != "adam":  # pragma: no cover - the spec admits only adam
+    if training.optimizer not in ("adam", "sgd"):  # pragma: no cover - the spec admits these
         raise InputError(f"training.optimizer: {training.optimizer!r} is not supported")
     target = select_device(device)
     with cpu_threads():
@@ -112,8 +112,8 @@ def _train(
     base = copy.deepcopy(modules[0]).to("meta")
     base.train()
     names = list(params)
-    adam = StackedAdam([params[k] for k in names], training.learning_rate,
-                       [training.weight_decay] * len(names))
+    adam = make_optimizer(training, [params[k] for k in names], [training.weight_decay] * len(names),
+                          total_steps(schedule.counts, training.batch_size, training.epochs))
 
     def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
              y: torch.Tensor) -> torch.Tensor:
@@ -152,6 +152,7 @@ def _train(
                         gather(labels, rows),
                     )
                     adam.step(lo, hi, [g[k] for k in names])
+    adam.finish()
     return params, buffers, base, schedule
 
 
