@@ -82,8 +82,9 @@ def _codes(layout: Layout, path: Path, frame: pd.DataFrame, column: str, allowed
     return text
 
 
-def _findings(layout: Layout, path: Path, frame: pd.DataFrame) -> np.ndarray:
-    """[N, 14] 0/1: positive (1) and uncertain (-1) as 1, negative (0) and blank as 0."""
+def findings(layout: Layout, path: Path, frame: pd.DataFrame) -> np.ndarray:
+    """[N, 14] 0/1 from the CheXpert labeller's coding (CheXpert, and MIMIC-CXR's CheXpert
+    and NegBio tables): positive (1) and uncertain (-1) as 1, negative (0) and blank as 0."""
     out = np.zeros((len(frame), len(FINDINGS)), dtype=np.int64)
     for j, name in enumerate(FINDINGS):
         value = pd.to_numeric(frame[name], errors="coerce")
@@ -116,7 +117,7 @@ def _read(layout: Layout, name: str) -> tuple[pd.DataFrame, np.ndarray]:
     kept = (sex != "Unknown").to_numpy()
     frame = frame.assign(Path=text, Sex=sex, Age=age, patient=ids, test=name == "valid.csv",
                          **{"Frontal/Lateral": view})
-    return frame[kept], _findings(layout, path, frame)[kept]
+    return frame[kept], findings(layout, path, frame)[kept]
 
 
 def _image_paths(root: Path, written: pd.Series) -> list[Path]:

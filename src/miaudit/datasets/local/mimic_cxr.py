@@ -29,7 +29,7 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.local import LocalInfo
-from miaudit.datasets.local.chexpert import FINDINGS
+from miaudit.datasets.local.chexpert import FINDINGS, findings
 from miaudit.datasets.local.layout import Layout, image_cohort, patients, text_attribute
 from miaudit.datasets.tabular import _listing
 from miaudit.errors import InputError
@@ -90,13 +90,7 @@ def _labels(layout: Layout, metadata: pd.DataFrame) -> np.ndarray:
             f"{keys[repeated[0]][0]!r} more than once; each study has one label row. Restore "
             "the original file."
         )
-    values = np.zeros((len(frame), len(FINDINGS)), dtype=np.int64)
-    for j, name in enumerate(FINDINGS):
-        value = pd.to_numeric(frame[name], errors="coerce")
-        bad = np.flatnonzero((frame[name].notna() & ~value.isin((1.0, 0.0, -1.0))).to_numpy())
-        if bad.size:
-            raise layout.bad_values(path, name, bad, frame[name], "1.0, 0.0, -1.0 or blank")
-        values[:, j] = value.isin((1.0, -1.0)).to_numpy()
+    values = findings(layout, path, frame)
     row = keys.get_indexer(pd.MultiIndex.from_arrays([metadata["subject_id"], metadata["study_id"]]))
     values = np.vstack([values, np.zeros((1, len(FINDINGS)), dtype=np.int64)])  # row -1: none
     return values[row]
