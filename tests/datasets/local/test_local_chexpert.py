@@ -77,9 +77,12 @@ def test_the_demographics_table_under_its_other_name(tmp_path: Path) -> None:
     assert cohort.attributes["race"].tolist() == expected.attributes["race"]
 
 
-def test_an_excel_demographics_table_asks_for_csv(tmp_path: Path) -> None:
-    write(tmp_path, demo="CHEXPERT DEMO.xlsx")
-    with pytest.raises(InputError, match=r"'CHEXPERT DEMO\.xlsx'.*save it as CSV"):
+def test_the_excel_demographics_table_as_aimi_ships_it(tmp_path: Path) -> None:
+    expected = write(tmp_path, demo="CHEXPERT DEMO.xlsx")
+    cohort = load_local("chexpert", tmp_path, decode=False)
+    assert cohort.attributes["race"].tolist() == expected.attributes["race"]
+    (tmp_path / "CHEXPERT DEMO.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+    with pytest.raises(InputError, match=r"'CHEXPERT DEMO\.xlsx' is not a readable Excel workbook"):
         load_local("chexpert", tmp_path, decode=False)
 
 

@@ -12,10 +12,10 @@ that first folder left out.
 Attributes describe patients: ``sex`` and ``age`` of the patient's first study (the
 ``studyN`` folder, then the row order), ``ap_pa`` of the patient's first frontal image
 (AP, PA, or Other: another code, or no frontal image; the paper's cohort table codes
-``AP/PA`` the same way, per image), and, when root holds the AIMI demographics table as
-CSV (``CHEXPERT DEMO.csv`` or ``CHEXPERT_DEMO.csv``; an .xlsx copy must be saved as CSV
-first), ``race`` from ``PRIMARY_RACE`` by substring as the paper: "Black", then "White",
-then "Asian", a later match overriding an earlier one, everything else (and a patient
+``AP/PA`` the same way, per image), and, when root holds the AIMI demographics table
+(``CHEXPERT DEMO.xlsx`` as AIMI ships it, read with openpyxl of the ``imaging`` extra, or
+a CSV copy ``CHEXPERT DEMO.csv``; also with an underscore), ``race`` from
+``PRIMARY_RACE`` by substring as the paper: "Black", then "White", then "Asian", a later match overriding an earlier one, everything else (and a patient
 missing from the table) ``Other/Unknown``. Like the paper, sex and age come from the image
 tables, not from the demographics' GENDER and AGE_AT_CXR.
 """
@@ -43,6 +43,7 @@ VIEWS = ("Frontal", "Lateral")
 RACES = (("Black", "Black"), ("White", "White"), ("Asian", "Asian"))
 OTHER_RACE = "Other/Unknown"
 DEMO = ("CHEXPERT DEMO.csv", "CHEXPERT_DEMO.csv")
+DEMO_XLSX = ("CHEXPERT DEMO.xlsx", "CHEXPERT_DEMO.xlsx")
 _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *FINDINGS)
 _PATIENT = re.compile(r"(?:^|/)(patient\d+)(?:/|$)")
 _STUDY = re.compile(r"(?:^|/)study(\d+)(?:/|$)")
@@ -62,8 +63,8 @@ INFO = LocalInfo(
         ("valid.csv", f"the official validation images (the test split), {_TABLE}"),
         ("{train,valid}/patientNNNNN/studyN/viewN_<frontal|lateral>.jpg", "the images named by "
          "Path (its first folder, CheXpert-v1.0[-small], is root itself or a folder under it)"),
-        ("CHEXPERT DEMO.csv", "optional: one row per patient, PATIENT and PRIMARY_RACE (the "
-         "AIMI demographics table saved as CSV; also CHEXPERT_DEMO.csv)"),
+        ("CHEXPERT DEMO.xlsx", "optional: one row per patient, PATIENT and PRIMARY_RACE (the "
+         "AIMI demographics table; or a CSV copy, CHEXPERT DEMO.csv)"),
     ),
     patient_id="patientNNNNN folder of Path",
     task="14 findings (multi-label; blank as 0, uncertain as 1)",
@@ -128,19 +129,17 @@ def _image_paths(root: Path, written: pd.Series) -> list[Path]:
 
 
 def _race(layout: Layout, patient_ids: np.ndarray) -> np.ndarray | None:
-    """Each patient's race group from the demographics CSV, or None without one."""
-    path = layout.optional(*DEMO)
-    if path is None:
-        xlsx = layout.optional("CHEXPERT DEMO.xlsx", "CHEXPERT_DEMO.xlsx")
-        if xlsx is not None:
-            raise InputError(
-                f"{layout.where}: '{xlsx.name}' is an Excel file, which miaudit does not read; "
-                f"save it as CSV (UTF-8) named '{DEMO[0]}' next to it for the race subgroup, or "
-                "move it out of cohort.root to audit without race."
-            )
-        return None
+    """Each patient's race group from the demographics table (CSV, or the .xlsx AIMI
+    ships), or None without one."""
     holds = "one row per patient: PATIENT (e.g. patient00001) and PRIMARY_RACE"
-    demo = layout.table(path, ["PATIENT", "PRIMARY_RACE"], holds)
+    path = layout.optional(*DEMO)
+    if path is not None:
+        demo = layout.table(path, ["PATIENT", "PRIMARY_RACE"], holds)
+    else:
+        xlsx = layout.optional(*DEMO_XLSX)
+        if xlsx is None:
+            return None
+        demo = layout.workbook(xlsx, ["PATIENT", "PRIMARY_RACE"], holds)
     demo = demo.assign(PATIENT=demo["PATIENT"].astype(str).str.strip()).drop_duplicates("PATIENT")
     primary = pd.Series(patient_ids).map(demo.set_index("PATIENT")["PRIMARY_RACE"])
     race = np.full(len(patient_ids), OTHER_RACE, dtype=object)

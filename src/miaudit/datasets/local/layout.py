@@ -17,6 +17,8 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.local.decode import ImageSource, Reader, read_image
+from miaudit.datasets.media.files import _detail
+from miaudit.datasets.media.optional import import_openpyxl
 from miaudit.datasets.tabular import MISSING, _listing, _patient_index, _rows_text, read_table
 from miaudit.errors import InputError, shown_id
 
@@ -78,6 +80,27 @@ class Layout:
                 f"{self.where}: '{path.relative_to(self.root) if path.is_relative_to(self.root) else path}' "
                 f"lacks column(s) {_listing(missing)}; it should hold {holds}. Its columns: "
                 f"{_listing(list(frame.columns))}."
+            )
+        return frame.reset_index(drop=True)
+
+    def workbook(self, path: Path, columns: Sequence[str], holds: str) -> pd.DataFrame:
+        """The first sheet of an .xlsx table of the layout, every cell as text, checked for
+        ``columns`` (a distribution that ships a table as Excel, e.g. CheXpert's
+        demographics)."""
+        import_openpyxl(f"{self.where}: '{path.name}'")
+        try:
+            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+        except Exception as error:  # openpyxl and zipfile raise many types for a damaged file
+            raise InputError(
+                f"{self.where}: '{path.name}' is not a readable Excel workbook ({_detail(error)}); "
+                "download it again, or save it as CSV (UTF-8) under the same name with .csv."
+            ) from error
+        frame.columns = [str(c).strip() for c in frame.columns]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"{self.where}: '{path.name}' lacks column(s) {_listing(missing)}; it should hold "
+                f"{holds}. Its columns: {_listing(list(frame.columns))}."
             )
         return frame.reset_index(drop=True)
 

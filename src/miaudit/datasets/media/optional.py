@@ -1,4 +1,4 @@
-"""The readers' optional packages (pydicom, wfdb, Pillow), imported on first use."""
+"""The readers' optional packages (pydicom, wfdb, Pillow, openpyxl), imported on first use."""
 
 from __future__ import annotations
 
@@ -37,3 +37,8 @@ def import_wfdb(what: str) -> Any:
 
 def _import_pillow(what: str) -> Any:
     return _optional("PIL.Image", "Pillow", "reading images needs", what)
+
+
+def import_openpyxl(what: str) -> Any:
+    """openpyxl (pandas' reader of .xlsx tables), imported on first use."""
+    return _optional("openpyxl", "openpyxl", "Excel tables need", what)
