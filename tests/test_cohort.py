@@ -188,3 +188,43 @@ def test_conflicting_attributes_within_a_patient_name_the_patient() -> None:
     attributes = small_cohort().attributes.copy()
     attributes.loc[2, "age"] = np.nan
     _raises(small_cohort(attributes=attributes), "'age'", "'b'")
+
+
+def test_uint8_pixels_are_images_only_and_read_as_value_over_255() -> None:
+    from miaudit.cohort import float_inputs
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(6, 1, 4, 4), dtype=np.uint8)
+    image = Cohort(
+        name="u8", inputs=pixels, labels=np.array([0, 1] * 3, dtype=np.int64),
+        patient=np.arange(6, dtype=np.int64), patient_ids=np.array([f"p{i}" for i in range(6)], dtype=object),
+        record_ids=np.array([f"r{i}" for i in range(6)], dtype=object),
+        attributes=pd.DataFrame(index=pd.RangeIndex(6)), class_names=("a", "b"),
+        feature_names=("pixels",), modality="image",
+    )
+    image.validate()
+    loop = np.array([[[[v / 255 for v in row] for row in plane] for plane in rec] for rec in pixels.tolist()],
+                    dtype=np.float32)
+    np.testing.assert_array_equal(float_inputs(pixels), loop)
+    assert float_inputs(loop) is not None and float_inputs(loop).dtype == np.float32
+    table = replace(image, inputs=pixels.reshape(6, -1), modality="table",
+                    feature_names=tuple(f"f{i}" for i in range(16)))
+    with pytest.raises(InputError, match="float32 numpy array \\(images also uint8 pixels\\)"):
+        table.validate()
+    held = replace(image, holdout=np.array([True] + [False] * 5))
+    assert held.holdout_patients().tolist() == [True] + [False] * 5
+    assert held.fingerprint() != image.fingerprint()  # the split is part of the data
+    with pytest.raises(InputError, match="every record is in the official test split"):
+        replace(image, holdout=np.ones(6, dtype=bool)).validate()
+
+
+def test_a_job_hands_whole_array_recipes_float_pixels() -> None:
+    from miaudit.config import ModelSpec, TrainingSpec
+    from miaudit.executors import TrainingJob
+
+    pixels = np.arange(2 * 1 * 2 * 2, dtype=np.uint8).reshape(2, 1, 2, 2) * 60
+    job = TrainingJob(model=ModelSpec(module="m.py:build"), training=TrainingSpec(), inputs=pixels,
+                      labels=np.array([0, 1]), keep=np.ones((1, 2), dtype=bool), seed=0, modality="image")
+    got = job._recipe_inputs()
+    assert got.dtype == np.float32 and got.max() <= 1.0
+    np.testing.assert_array_equal(got * 255, pixels.astype(np.float32))
