@@ -433,3 +433,13 @@ def test_model_generator_is_a_cpu_generator_per_stream() -> None:
     b = torch.rand(3, generator=model_generator(1, 2, 0))
     c = torch.rand(3, generator=model_generator(1, 2, 1))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_a_uint8_table_trains_as_its_numbers(cohort) -> None:
+    """Only image pixels are read as value / 255; a table of small counts stays counts."""
+    x, y, keep = cohort
+    counts = np.clip(np.round(x * 10 + 50), 0, 255).astype(np.uint8)
+    spec, training = ModelSpec(width=8, depth=1), TrainingSpec(epochs=1, batch_size=64)
+    as_uint8 = train_group(spec, training, counts, y, keep[:2], [0, 1], seed=0)
+    as_float = train_group(spec, training, counts.astype(np.float32), y, keep[:2], [0, 1], seed=0)
+    np.testing.assert_array_equal(as_uint8, as_float)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from miaudit.cohort import float_inputs
 from miaudit.errors import InputError
 
 __all__ = ["TrainingData", "check_inputs"]
@@ -66,7 +65,7 @@ def check_inputs(
         # is never held as float32 whole; bytes are always finite
         inputs = np.ascontiguousarray(inputs)
     else:
-        inputs = float_inputs(inputs)
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     if inputs.dtype != np.uint8 and not np.isfinite(inputs).all():
         bad = np.argwhere(~np.isfinite(inputs))[0]
         raise InputError(
