@@ -221,7 +221,7 @@ def run_audit(
     with open_run(
         out, identity=identity, force=force, config_toml=to_toml(config), cohort=cohort
     ) as store:
-        cohort = with_pixels(cohort, store, progress)
+        cohort = with_pixels(cohort, store.path, progress)
         plan = _plan(store, cohort, spec)
         record_keep = plan.record_keep(cohort.patient)
 

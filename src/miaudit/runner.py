@@ -124,11 +124,12 @@ def load_cohort(cfg: CohortConfig, *, decode: bool = True) -> Cohort:
     return cohort
 
 
-def with_pixels(cohort: Cohort, store: RunStore, progress: ProgressSink) -> Cohort:
-    """The cohort with its pixels, decoded into the run's cache (or read back from it)."""
+def with_pixels(cohort: Cohort, folder: Path, progress: ProgressSink | None) -> Cohort:
+    """The cohort with its pixels, decoded into the ``cache/`` of a run or sweep folder it
+    owns (or read back from it)."""
     if cohort.pending is None:
         return cohort
-    return cohort.decoded(cached_pixels(store.path, cohort.pending, progress))
+    return cohort.decoded(cached_pixels(folder, cohort.pending, progress))
 
 
 def cohort_info(cohort: Cohort) -> dict[str, Any]:

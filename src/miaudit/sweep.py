@@ -33,11 +33,10 @@ from miaudit.report import charts
 from miaudit.report.sweep import render_sweep
 from miaudit.results import layout as L
 from miaudit.results.ownership import Manifest, claim, owning, start
-from miaudit.results.pixels import cached_pixels
 from miaudit.results.read import patient_attributes
 from miaudit.results.store import load_npz, make_dirs
 from miaudit.results.write import write_sweep
-from miaudit.runner import ProgressSink, cohort_info, load_cohort
+from miaudit.runner import ProgressSink, cohort_info, load_cohort, with_pixels
 from miaudit.training.dp import DPSpec, privacy_report
 
 __all__ = ["HIGH_RISK", "SweepSpec", "run_sweep", "sweep_chart", "sweep_points"]
@@ -295,7 +294,7 @@ def _shared_cohort(config: AuditConfig, out: Path, manifest: Manifest,
     if not (out / L.CACHE_DIR).exists():
         manifest.own_dir(out / L.CACHE_DIR)
     with owning(manifest):
-        return cohort.decoded(cached_pixels(out, cohort.pending, progress))
+        return with_pixels(cohort, out, progress)
 
 
 def _is_sweep_record(folder: Path) -> bool:

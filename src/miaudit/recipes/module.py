@@ -25,7 +25,7 @@ from miaudit.errors import InputError
 from miaudit.recipes.user_code import resolve
 from miaudit.seeding import STREAM_INIT, STREAM_ORDER, model_seed
 from miaudit.training.devices import cpu_threads, select_device
-from miaudit.training.optim import ModuleSGD, adam_options, total_steps
+from miaudit.training.optim import module_optimizer
 from miaudit.training.vmap import train_vmap
 
 __all__ = ["module_factory", "train_function", "train_module", "train_module_alone"]
@@ -73,14 +73,9 @@ def train_module_alone(factory: Callable[[], nn.Module], training: TrainingSpec,
                 torch.manual_seed(model_seed(seed, model, STREAM_INIT))
                 module = factory().to(target)
             records = torch.from_numpy(np.flatnonzero(keep[row]))
-            optimizer: torch.optim.Optimizer | ModuleSGD
-            if training.optimizer == "sgd":
-                optimizer = ModuleSGD(training, [(list(module.parameters()), training.weight_decay)],
-                                      total_steps([len(records)], training.batch_size, training.epochs)[0])
-            else:
-                optimizer = torch.optim.Adam(module.parameters(), lr=training.learning_rate,
-                                             weight_decay=training.weight_decay,
-                                             **adam_options(target))
+            optimizer = module_optimizer(
+                training, [(list(module.parameters()), training.weight_decay)], len(records), target
+            )
             order = torch.Generator().manual_seed(model_seed(seed, model, STREAM_ORDER))
             module.train()
             for _ in range(training.epochs):
@@ -93,8 +88,7 @@ def train_module_alone(factory: Callable[[], nn.Module], training: TrainingSpec,
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-            if isinstance(optimizer, ModuleSGD):
-                optimizer.finish()
+            optimizer.finish()
             module.eval()
             with torch.no_grad():
                 per_view = [module((x if t is None else t(x)).to(target)).float().cpu().numpy()

@@ -39,10 +39,10 @@ PLAN = "plan.npz"
 SHARDS = "shards"
 """Logits shards ``models-FIRST-LAST.npz``: ``logits`` [G, N, V, K] and ``model_index`` [G]."""
 RECIPE_DIR = "recipe"
-#: Decoded pixels of image cohorts read from files (``results/pixels.py``); kept by --force.
-CACHE_DIR = "cache"
 """Command recipes: one folder per model, ``model_NNNNN/`` with its ``logits.npy`` [N, V, K]
 and the program's ``stdout.txt`` / ``stderr.txt``; a model accepted once is not run again."""
+CACHE_DIR = "cache"
+"""Decoded pixels of image cohorts read from files (``results/pixels.py``); kept by --force."""
 SCORES = "scores"
 TARGETS = f"{SCORES}/targets.npy"
 """Model indices [T] of the scored targets (rows of every ``scores/ATTACK.npy``)."""

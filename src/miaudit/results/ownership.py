@@ -142,7 +142,8 @@ class Manifest:
         """Delete what miaudit wrote here (unchanged files, owned folders); return what stays.
 
         ``keep``: relative paths kept even if miaudit wrote them (the lock, the run record,
-        which the caller removes last; an owned folder such as the pixel cache). Folders left empty by the deletions are removed.
+        which the caller removes last; an owned folder such as the pixel cache). Folders left
+        empty by the deletions are removed.
         """
         kept: list[str] = []
         for rel in list(self.dirs):

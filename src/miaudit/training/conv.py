@@ -52,7 +52,7 @@ from miaudit.models.conv import activation_elements, block_shapes
 from miaudit.training.batches import Schedule, gather, inference_rows
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
-from miaudit.training.optim import ModuleSGD, adam_options, make_optimizer, total_steps
+from miaudit.training.optim import make_optimizer, module_optimizer, total_steps
 from miaudit.training.seeds import (
     STREAM_AUGMENT,
     STREAM_DROPOUT,
@@ -174,8 +174,8 @@ def train_conv(
 ) -> np.ndarray:
     """Train G conv models, model g on the records where ``keep[g]``; logits [G, N, V, K].
 
-    inputs [N, C, H, W] (wrn) or [N, L, T] (resnet1d); labels [N] class indices or [N, K]
-    0/1 multi-label targets. ``views`` (V = len(views), else 1) are the query views: every
+    inputs [N, C, H, W] (wrn; float32, or uint8 pixels read as value / 255) or [N, L, T]
+    (resnet1d); labels [N] class indices or [N, K] 0/1 multi-label targets. ``views`` (V = len(views), else 1) are the query views: every
     record is scored under each, and with V > 1 each training record gets one drawn at
     random (see the module docstring for the draws). ``grouped`` (None: on CUDA only)
     trains the group as stacked parameters with vmap; ``mixed_precision`` (None: on CUDA
@@ -226,13 +226,8 @@ def _train_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
         if isinstance(layer, SeededDropout):
             layer.generator = drop
     records = data.records(position)
-    optimizer: torch.optim.Optimizer | ModuleSGD
-    if training.optimizer == "sgd":
-        optimizer = ModuleSGD(training, [(list(module.parameters()), training.weight_decay)],
-                              total_steps([records.numel()], training.batch_size, training.epochs)[0])
-    else:
-        optimizer = torch.optim.Adam(module.parameters(), lr=training.learning_rate,
-                                     weight_decay=training.weight_decay, **adam_options(device))
+    optimizer = module_optimizer(training, [(list(module.parameters()), training.weight_decay)],
+                                 records.numel(), device)
     order = model_generator(data.seed, index, STREAM_ORDER)
     augment = model_generator(data.seed, index, STREAM_AUGMENT)
     loss_fn = _loss(data.multilabel)
@@ -249,8 +244,7 @@ def _train_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    if isinstance(optimizer, ModuleSGD):
-        optimizer.finish()
+    optimizer.finish()
     module.eval()
     return module
 

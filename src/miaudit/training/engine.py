@@ -25,7 +25,7 @@ from miaudit.training.conv import train_conv
 from miaudit.training.data import TrainingData, check_inputs
 from miaudit.training.devices import cpu_threads, default_max_models, select_device
 from miaudit.training.newton import fit_logistic_newton, logits_from_coef
-from miaudit.training.optim import ModuleSGD, adam_options, total_steps
+from miaudit.training.optim import module_optimizer
 from miaudit.training.seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_ORDER, model_generator
 from miaudit.training.stacked import predict_stacked, train_stacked
 
@@ -189,17 +189,11 @@ def _torch_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
         if isinstance(layer, SeededDropout):
             layer.generator = drop
     if model.family == "logistic":
-        groups = [{"params": [module.weight], "weight_decay": model.l2},
-                  {"params": [module.bias], "weight_decay": 0.0}]
+        groups = [([module.weight], model.l2), ([module.bias], 0.0)]
     else:
-        groups = [{"params": list(module.parameters()), "weight_decay": training.weight_decay}]
+        groups = [(list(module.parameters()), training.weight_decay)]
     records = data.records(position)
-    optimizer: torch.optim.Optimizer | ModuleSGD
-    if training.optimizer == "sgd":
-        optimizer = ModuleSGD(training, [(g["params"], g["weight_decay"]) for g in groups],
-                              total_steps([records.numel()], training.batch_size, training.epochs)[0])
-    else:
-        optimizer = torch.optim.Adam(groups, lr=training.learning_rate, **adam_options(device))
+    optimizer = module_optimizer(training, groups, records.numel(), device)
 
     order = model_generator(data.seed, index, STREAM_ORDER)
     inputs = torch.from_numpy(data.inputs).to(device)
@@ -213,8 +207,7 @@ def _torch_one(model: ModelSpec, training: TrainingSpec, data: TrainingData, pos
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    if isinstance(optimizer, ModuleSGD):
-        optimizer.finish()
+    optimizer.finish()
 
     module.eval()
     transforms = list(views) if views else [None]

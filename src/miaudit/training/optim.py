@@ -16,8 +16,9 @@ import torch
 
 from miaudit.training.devices import _one_thread
 
-__all__ = ["ModuleSGD", "StackedAdam", "StackedSGD", "adam_options", "fused_adam_supported",
-           "make_optimizer", "scheduled_lr", "total_steps"]
+__all__ = ["ModuleAdam", "ModuleSGD", "StackedAdam", "StackedSGD", "adam_options",
+           "fused_adam_supported", "make_optimizer", "module_optimizer", "scheduled_lr",
+           "total_steps"]
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -180,7 +181,8 @@ class StackedSGD:
     @torch.no_grad()
     def step(self, lo: int, hi: int, grads: Sequence[torch.Tensor],
              grad_views: Sequence[Sequence[torch.Tensor]] | None = None) -> None:
-        """Update models ``lo..hi-1`` with their gradients (each [hi-lo, ...])."""
+        """Update models ``lo..hi-1`` with their gradients (each [hi-lo, ...]); ``grad_views``
+        is :class:`StackedAdam`'s and unused here."""
         rates = [scheduled_lr(self.lr, self.steps[m], self.total[m], self.schedule, self.warmup)
                  for m in range(lo, hi)]
         firsts = [self.steps[m] == 0 for m in range(lo, hi)]
@@ -245,3 +247,22 @@ class ModuleSGD:
 
     def finish(self) -> None:
         self.stacked.finish()
+
+
+class ModuleAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` for one plain module, with the ``finish`` :class:`ModuleSGD` has
+    (Adam has nothing to put in place)."""
+
+    def finish(self) -> None:
+        """Nothing to put in place at the end."""
+
+
+def module_optimizer(training: Any, groups: Sequence[tuple[Sequence[torch.Tensor], float]],
+                     records: int, device: torch.device) -> ModuleAdam | ModuleSGD:
+    """The optimiser ``[training]`` names for one plain module trained on ``records`` records:
+    ``groups`` are (parameters, weight decay); call ``finish`` after the last step."""
+    if training.optimizer == "sgd":
+        return ModuleSGD(training, groups,
+                         total_steps([records], training.batch_size, training.epochs)[0])
+    return ModuleAdam([{"params": list(params), "weight_decay": wd} for params, wd in groups],
+                      lr=training.learning_rate, **adam_options(device))

@@ -74,14 +74,7 @@ class Layout:
         ``also`` the file has are read (the large tables: EMBED, MIMIC)."""
         keep = None if also is None else [*columns, *also]
         frame = read_table(path, text_columns=_all_columns(path), columns=keep)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise InputError(
-                f"{self.where}: '{path.relative_to(self.root) if path.is_relative_to(self.root) else path}' "
-                f"lacks column(s) {_listing(missing)}; it should hold {holds}. Its columns: "
-                f"{_listing(list(frame.columns))}."
-            )
-        return frame.reset_index(drop=True)
+        return self._with_columns(frame, path, columns, holds)
 
     def workbook(self, path: Path, columns: Sequence[str], holds: str) -> pd.DataFrame:
         """The first sheet of an .xlsx table of the layout, every cell as text, checked for
@@ -96,11 +89,17 @@ class Layout:
                 "download it again, or save it as CSV (UTF-8) under the same name with .csv."
             ) from error
         frame.columns = [str(c).strip() for c in frame.columns]
+        return self._with_columns(frame, path, columns, holds)
+
+    def _with_columns(self, frame: pd.DataFrame, path: Path, columns: Sequence[str],
+                      holds: str) -> pd.DataFrame:
+        """``frame`` read from ``path``, or the error naming the ``columns`` it lacks."""
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise InputError(
-                f"{self.where}: '{path.name}' lacks column(s) {_listing(missing)}; it should hold "
-                f"{holds}. Its columns: {_listing(list(frame.columns))}."
+                f"{self.where}: '{path.relative_to(self.root) if path.is_relative_to(self.root) else path}' "
+                f"lacks column(s) {_listing(missing)}; it should hold {holds}. Its columns: "
+                f"{_listing(list(frame.columns))}."
             )
         return frame.reset_index(drop=True)
 
