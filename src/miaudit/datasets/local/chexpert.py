@@ -30,7 +30,13 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.local import LocalInfo
-from miaudit.datasets.local.layout import Layout, first_per_patient, image_cohort, patients
+from miaudit.datasets.local.layout import (
+    Layout,
+    first_per_patient,
+    image_cohort,
+    patients,
+    race_groups,
+)
 from miaudit.datasets.tabular import _rows_text
 from miaudit.errors import InputError
 
@@ -41,7 +47,6 @@ SEXES = ("Male", "Female", "Unknown")
 VIEWS = ("Frontal", "Lateral")
 #: PRIMARY_RACE substrings in the order the paper applies them (a later match wins).
 RACES = (("Black", "Black"), ("White", "White"), ("Asian", "Asian"))
-OTHER_RACE = "Other/Unknown"
 DEMO = ("CHEXPERT DEMO.csv", "CHEXPERT_DEMO.csv")
 DEMO_XLSX = ("CHEXPERT DEMO.xlsx", "CHEXPERT_DEMO.xlsx")
 _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *FINDINGS)
@@ -142,10 +147,7 @@ def _race(layout: Layout, patient_ids: np.ndarray) -> np.ndarray | None:
         demo = layout.workbook(xlsx, ["PATIENT", "PRIMARY_RACE"], holds)
     demo = demo.assign(PATIENT=demo["PATIENT"].astype(str).str.strip()).drop_duplicates("PATIENT")
     primary = pd.Series(patient_ids).map(demo.set_index("PATIENT")["PRIMARY_RACE"])
-    race = np.full(len(patient_ids), OTHER_RACE, dtype=object)
-    for needle, group in RACES:
-        race[primary.str.contains(needle, regex=False, na=False).to_numpy()] = group
-    return race
+    return race_groups(primary, RACES)
 
 
 def _rank(*keys: np.ndarray) -> np.ndarray:

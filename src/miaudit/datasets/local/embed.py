@@ -38,6 +38,7 @@ import pandas as pd
 from miaudit.cohort import Cohort
 from miaudit.datasets.local import LocalInfo
 from miaudit.datasets.local.layout import (
+    OTHER_RACE,
     Layout,
     any_per_patient,
     first_per_patient,
@@ -50,7 +51,6 @@ from miaudit.errors import InputError
 CLASSES = ("A", "B", "C", "D")
 #: ``RACE_DESC`` (spaces collapsed: the file writes "African American  or Black") → group.
 RACES = {"African American or Black": "Black", "Caucasian or White": "White", "Asian": "Asian"}
-OTHER_RACE = "Other/Unknown"
 VIEWS = ("MLO", "CC")
 #: BI-RADS assessments: A (0, additional evaluation), N (1, negative), B, P, S, M, K (2–6), X.
 ASSESSMENTS = ("A", "N", "B", "P", "S", "M", "K", "X")

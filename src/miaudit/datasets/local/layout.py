@@ -153,6 +153,21 @@ def text_attribute(values: pd.Series | np.ndarray) -> np.ndarray:
     return out
 
 
+#: The paper's group for every race its substring rules do not name (and for none recorded).
+OTHER_RACE = "Other/Unknown"
+
+
+def race_groups(values: pd.Series, needles: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The paper's race grouping: each (substring, group) in turn, a later match overriding
+    an earlier one (so "Black, White" is White), anything unmatched or missing
+    :data:`OTHER_RACE`. Case-sensitive, as the notebooks' ``str.contains``."""
+    text = pd.Series(values, dtype=object)
+    out = np.full(len(text), OTHER_RACE, dtype=object)
+    for needle, group in needles:
+        out[text.str.contains(needle, regex=False, na=False).to_numpy(dtype=bool)] = group
+    return out
+
+
 def image_cohort(
     name: str,
     *,

@@ -30,14 +30,20 @@ import pandas as pd
 from miaudit.cohort import Cohort
 from miaudit.datasets.local import LocalInfo
 from miaudit.datasets.local.chexpert import FINDINGS, findings
-from miaudit.datasets.local.layout import Layout, image_cohort, patients, text_attribute
+from miaudit.datasets.local.layout import (
+    OTHER_RACE,
+    Layout,
+    image_cohort,
+    patients,
+    race_groups,
+    text_attribute,
+)
 from miaudit.datasets.tabular import _listing
 from miaudit.errors import InputError
 
 SPLITS = ("train", "validate", "test")
 #: MIMIC-IV race substrings in the order the paper applies them (a later match wins).
 RACES = (("BLACK", "Black"), ("WHITE", "White"), ("ASIAN", "Asian"))
-OTHER_RACE = "Other/Unknown"
 SEXES = {"M": "Male", "F": "Female"}
 #: Where a copy may keep the MIMIC-IV tables, relative to root (each .csv.gz or .csv).
 MIMIC_IV = ("", "hosp/", "mimic-iv/hosp/")
@@ -127,9 +133,7 @@ def _race(frame: pd.DataFrame, column: str) -> pd.Series:
     distinct = frame.drop_duplicates(["subject_id", column])
     several = distinct["subject_id"].duplicated(keep=False).to_numpy()
     race = distinct[column].where(~several, "OTHER/UNKNOWN")
-    group = np.full(len(race), OTHER_RACE, dtype=object)
-    for needle, name in RACES:
-        group[race.str.contains(needle, regex=False, na=False).to_numpy()] = name
+    group = race_groups(race, RACES)
     return pd.Series(group, index=distinct["subject_id"].to_numpy()).groupby(level=0).first()
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 from miaudit.cohort import Cohort
 from miaudit.datasets.local import LocalInfo
-from miaudit.datasets.local.layout import Layout, any_per_patient, first_per_patient
+from miaudit.datasets.local.layout import Layout, any_per_patient, first_per_patient, race_groups
 from miaudit.datasets.tabular import TableSpec, cohort_from_frame
 from miaudit.errors import InputError, shown_id
 
@@ -69,7 +69,6 @@ LABEL = "outcome_hospitalization"
 CLASS_NAMES = ("not_hospitalized", "hospitalized")
 #: Race by substring, applied in this order (a later match overrides an earlier one).
 RACES = (("BLACK", "Black"), ("WHITE", "White"), ("ASIAN", "Asian"))
-OTHER_RACE = "Other/Unknown"
 INSURANCE = {"Medicare": "Medicare", "Medicaid": "Medicaid", "Other": "Other",
              "Private": "Other", "No charge": "Other"}
 RACE_COLUMNS = ("race", "ethnicity")  # MIMIC-IV ≥ 2.0 / the older pipeline on MIMIC-IV 1.0
@@ -140,11 +139,7 @@ def _coded(layout: Layout, path: Path, frame: pd.DataFrame, column: str,
 
 
 def _race(values: pd.Series) -> np.ndarray:
-    text = values.fillna("").astype(str).str.upper()
-    out = np.full(len(values), OTHER_RACE, dtype=object)
-    for key, name in RACES:
-        out[text.str.contains(key, regex=False).to_numpy()] = name
-    return out
+    return race_groups(values.fillna("").astype(str).str.upper(), RACES)
 
 
 def _read(layout: Layout, path: Path, holds: str) -> pd.DataFrame:
