@@ -188,7 +188,7 @@ def image_cohort(
     """An image cohort whose pixels are decoded later (a run's cache) or by ``decoded()``.
 
     Until then ``inputs`` is a read-only placeholder of the final shape, which costs no
-    memory; the fingerprint uses the files' content key instead.
+    memory; the fingerprint uses the files' content key instead. ``load_local`` validates it.
     """
     describe = tuple(f"file '{p}' ({name} record {shown_id(r, 'R-')})"
                      for p, r in zip(paths, record_ids, strict=True))
@@ -210,5 +210,4 @@ def image_cohort(
         inputs_digest=pixels.key,
         pending=pixels,
     )
-    cohort.validate()
-    return cohort
+    return cohort  # validated once, by load_local

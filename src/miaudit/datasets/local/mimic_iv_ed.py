@@ -223,6 +223,4 @@ def load(root: Path) -> Cohort:
     holdout = None
     if kind == "split":
         holdout = np.repeat([False, True], [len(parts[0]), len(parts[1])])
-    cohort = replace(cohort, attributes=attributes, class_names=CLASS_NAMES, holdout=holdout)
-    cohort.validate()
-    return cohort
+    return replace(cohort, attributes=attributes, class_names=CLASS_NAMES, holdout=holdout)
